@@ -1,0 +1,34 @@
+# Two commands for a newcomer: `make repro` and `make test`. Both set up .venv when it is missing
+# or older than pyproject.toml / requirements.lock.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: setup repro test test-all lint clean-venv
+
+$(STAMP): pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -c requirements.lock -e .
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+repro: $(STAMP)
+	@time $(BIN)/dvc repro
+	@$(BIN)/cgen where
+
+test: $(STAMP)
+	$(BIN)/pytest -m "not slow" -q
+
+test-all: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check pipeline stages tests
+
+clean-venv:
+	rm -rf $(VENV)

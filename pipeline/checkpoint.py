@@ -1,0 +1,64 @@
+"""Checkpoints that carry their own model arguments and the resolved parameters that made them.
+
+Loading always uses `weights_only=True`; a checkpoint made with other model arguments than the
+caller expects is refused with the differing key named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from pipeline.io import atomic_torch_save
+from pipeline.models import Classifier, build_model
+
+FORMAT = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable or made with other parameters."""
+
+
+def save_checkpoint(
+    path: Path, model: torch.nn.Module, model_args: dict, config: dict, **extra: Any
+) -> None:
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {"format": FORMAT, "model_args": model_args, "state_dict": state,
+               "config": config, **extra}
+    atomic_torch_save(payload, path)
+
+
+def read_checkpoint(path: Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found; run the stage that writes it first")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
+        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a checkpoint of this project (format {FORMAT})")
+    return payload
+
+
+def check_args(path: Path, found: dict, expected: dict) -> None:
+    for key in sorted(set(found) | set(expected)):
+        if found.get(key) != expected.get(key):
+            raise CheckpointError(
+                f"{path}: made with {key}={found.get(key)!r} but the parameters say "
+                f"{key}={expected.get(key)!r}; rerun the stage that writes it (dvc repro)"
+            )
+
+
+def load_classifier(
+    path: Path, expected_args: dict | None = None, device: str | torch.device = "cpu"
+) -> tuple[Classifier, dict]:
+    """Rebuild a classifier from its checkpoint alone; returns (model in eval mode, payload)."""
+    payload = read_checkpoint(path)
+    if expected_args is not None:
+        check_args(path, payload["model_args"], expected_args)
+    model = build_model(payload["model_args"])
+    model.load_state_dict(payload["state_dict"])
+    return model.to(device).eval(), payload

@@ -1,0 +1,304 @@
+"""Datasets: a small registry of loaders giving uint8 images, labels and class names.
+
+Every loader reads local files only; nothing is downloaded unless `download: true` is set. Images
+are uint8 (N, C, H, W) on disk and float in [-1, 1] inside models (`to_float` / `to_uint8`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "svhn", "folder"]
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+
+class DataError(ValueError):
+    """A dataset problem the user must fix; the message names the file, class or folder."""
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    name: DatasetName
+    root: str  # local folder holding on-disk datasets (ignored by `digits`)
+    image_size: int  # images are resized to image_size x image_size
+    test_fraction: float  # held-out share for datasets without an official test split
+    split_seed: int  # seed of that split, fixed so the split is written once and never moves
+    download: bool = False  # let torchvision download (needs internet; off by default)
+    channels: int | None = None  # None keeps the dataset's own (folder: 3)
+    num_classes: int | None = None  # when set, the data must have exactly this many classes
+    limit_per_class: int | None = None  # cap on training images per class (quick runs)
+
+    def validate(self) -> None:
+        if not 4 <= self.image_size <= 512:
+            raise ConfigError("image_size: must be between 4 and 512")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise ConfigError("test_fraction: must be strictly between 0 and 1")
+        if self.channels not in (None, 1, 3):
+            raise ConfigError("channels: must be 1, 3 or null")
+        if self.num_classes is not None and self.num_classes < 2:
+            raise ConfigError("num_classes: must be at least 2")
+        if self.limit_per_class is not None and self.limit_per_class < 1:
+            raise ConfigError("limit_per_class: must be at least 1 or null")
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    images: torch.Tensor  # (N, C, H, W) uint8
+    labels: torch.Tensor  # (N,) int64
+    class_names: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        assert self.images.dtype == torch.uint8 and self.images.dim() == 4
+        assert self.labels.shape == (self.images.shape[0],)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(C, H, W) of one image."""
+        return tuple(self.images.shape[1:])  # type: ignore[return-value]
+
+    def subset(self, index: torch.Tensor) -> ImageSet:
+        return ImageSet(self.images[index], self.labels[index], self.class_names)
+
+    def float_images(self) -> torch.Tensor:
+        return to_float(self.images)
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1]."""
+    return images.float().div(127.5).sub(1.0)
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float [-1, 1] -> uint8 [0, 255] (clamped, rounded)."""
+    return images.detach().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+def save_image_set(data: ImageSet, path: Path) -> None:
+    from pipeline.io import atomic_torch_save
+
+    payload = {"images": data.images, "labels": data.labels, "class_names": list(data.class_names)}
+    atomic_torch_save(payload, path)
+
+
+def load_image_set(path: Path) -> ImageSet:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: prepared data not found; run `dvc repro prepare` first")
+    payload = torch.load(path, weights_only=True)
+    return ImageSet(payload["images"], payload["labels"], tuple(payload["class_names"]))
+
+
+# ---------------------------------------------------------------- transforms
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize uint8 (N, C, H, W) to size x size, bilinear with antialiasing."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = F.interpolate(images.float(), size=(size, size), mode="bilinear", antialias=True)
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def convert_channels(images: torch.Tensor, channels: int | None) -> torch.Tensor:
+    """Grey <-> colour for uint8 (N, C, H, W); ITU-R BT.601 luma for colour -> grey."""
+    if channels is None or images.shape[1] == channels:
+        return images
+    if channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(torch.uint8)
+
+
+def stratified_split(
+    labels: torch.Tensor, test_fraction: float, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Deterministic per-class split; every class gets at least one test and one train image."""
+    gen = torch.Generator().manual_seed(seed)
+    train, test = [], []
+    for cls in torch.unique(labels).tolist():
+        idx = torch.nonzero(labels == cls).flatten()
+        idx = idx[torch.randperm(len(idx), generator=gen)]
+        n_test = min(max(1, round(len(idx) * test_fraction)), len(idx) - 1)
+        test.append(idx[:n_test])
+        train.append(idx[n_test:])
+    return torch.cat(train).sort().values, torch.cat(test).sort().values
+
+
+def limit_per_class(data: ImageSet, limit: int | None, seed: int) -> ImageSet:
+    """Keep at most `limit` images of each class, chosen by `seed`."""
+    if limit is None:
+        return data
+    gen = torch.Generator().manual_seed(seed)
+    keep = []
+    for cls in range(data.num_classes):
+        idx = torch.nonzero(data.labels == cls).flatten()
+        keep.append(idx[torch.randperm(len(idx), generator=gen)[:limit]])
+    return data.subset(torch.cat(keep).sort().values)
+
+
+# ---------------------------------------------------------------- loaders
+# Each loader returns (train, test); `test` is None when the dataset has no official split.
+
+Loader = Callable[[DataConfig], tuple[ImageSet, ImageSet | None]]
+
+
+def _load_digits(cfg: DataConfig) -> tuple[ImageSet, None]:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    # sklearn's digits are 8x8 counts in 0..16 (4x4 pixel blocks of 32x32 bitmaps)
+    images = torch.from_numpy(bunch.images).float().mul(255.0 / 16.0).round().to(torch.uint8)
+    labels = torch.from_numpy(bunch.target).long()
+    return ImageSet(images[:, None], labels, tuple(str(c) for c in bunch.target_names)), None
+
+
+_TV_FILES = {
+    "mnist": (
+        "MNIST/raw/",
+        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+         "t10k-labels-idx1-ubyte"],
+        "https://yann.lecun.com/exdb/mnist/ (or any MNIST mirror; .gz files are unpacked)",
+    ),
+    "fashion_mnist": (
+        "FashionMNIST/raw/",
+        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+         "t10k-labels-idx1-ubyte"],
+        "https://github.com/zalandoresearch/fashion-mnist",
+    ),
+    "cifar10": (
+        "cifar-10-batches-py/",
+        ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
+         "test_batch", "batches.meta"],
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (unpack it in data.root)",
+    ),
+    "svhn": (
+        "",
+        ["train_32x32.mat", "test_32x32.mat"],
+        "http://ufldl.stanford.edu/housenumbers/ (format 2, cropped digits)",
+    ),
+}
+
+
+def _missing_message(cfg: DataConfig) -> str:
+    sub, files, source = _TV_FILES[cfg.name]
+    where = Path(cfg.root) / sub
+    return (
+        f"dataset '{cfg.name}' not found: expected {', '.join(files)} in {where}/; "
+        f"get them from {source}, or set data.download: true on a machine with internet"
+    )
+
+
+def _load_torchvision(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
+    import torchvision.datasets as tvd
+
+    root = Path(cfg.root)
+    if not root.is_dir() and not cfg.download:
+        raise DataError(f"data.root {root} does not exist; " + _missing_message(cfg))
+    cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10,
+           "svhn": tvd.SVHN}[cfg.name]
+    parts = []
+    for train in (True, False):
+        kwargs = {"split": "train" if train else "test"} if cfg.name == "svhn" else {"train": train}
+        try:
+            ds = cls(root=str(root), download=cfg.download, **kwargs)
+        except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
+            raise DataError(_missing_message(cfg) + f" ({exc})") from None
+        data = torch.as_tensor(ds.data)
+        if data.dim() == 3:  # (N, H, W) grey
+            data = data[:, None]
+        elif data.shape[-1] == 3:  # (N, H, W, 3) -> (N, 3, H, W)
+            data = data.permute(0, 3, 1, 2)
+        labels = torch.as_tensor(ds.labels if cfg.name == "svhn" else ds.targets).long()
+        if cfg.name == "svhn":
+            names = tuple(str(i) for i in range(10))
+        else:
+            names = tuple(str(c) for c in ds.classes)
+        parts.append(ImageSet(data.contiguous().to(torch.uint8), labels, names))
+    return parts[0], parts[1]
+
+
+def _load_folder(cfg: DataConfig) -> tuple[ImageSet, None]:
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(cfg.root)
+    if not root.is_dir():
+        raise DataError(
+            f"data.root {root} does not exist; the folder dataset expects one subfolder of "
+            "images per class (root/<class>/<image>.png)"
+        )
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"{root}: no class subfolders; expected root/<class>/<image>.png")
+    mode = "L" if cfg.channels == 1 else "RGB"
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise DataError(f"class '{name}' ({root / name}) has no images ({', '.join(IMAGE_SUFFIXES)})")
+        for path in files:
+            try:
+                with Image.open(path) as img:
+                    img = img.convert(mode).resize((cfg.image_size, cfg.image_size),
+                                                   Image.Resampling.BILINEAR)
+                    arr = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+            except (UnidentifiedImageError, OSError, ValueError) as exc:
+                raise DataError(f"{path}: unreadable or corrupt image ({exc})") from None
+            images.append(arr.view(cfg.image_size, cfg.image_size, -1).permute(2, 0, 1))
+            labels.append(label)
+    return ImageSet(torch.stack(images), torch.tensor(labels), tuple(classes)), None
+
+
+LOADERS: dict[str, Loader] = {
+    "digits": _load_digits,
+    "mnist": _load_torchvision,
+    "fashion_mnist": _load_torchvision,
+    "cifar10": _load_torchvision,
+    "svhn": _load_torchvision,
+    "folder": _load_folder,
+}
+
+
+def _standardise(data: ImageSet, cfg: DataConfig) -> ImageSet:
+    images = convert_channels(data.images, cfg.channels)
+    return ImageSet(resize(images, cfg.image_size), data.labels, data.class_names)
+
+
+def prepare(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
+    """Load dataset `cfg.name` and return its fixed (train, test) split, standardised."""
+    train, test = LOADERS[cfg.name](cfg)
+    if cfg.num_classes is not None and train.num_classes != cfg.num_classes:
+        raise DataError(
+            f"data.num_classes is {cfg.num_classes} but dataset '{cfg.name}' has "
+            f"{train.num_classes} classes ({', '.join(train.class_names)}); fix data.num_classes"
+        )
+    counts = torch.bincount(train.labels, minlength=train.num_classes)
+    for cls, count in enumerate(counts.tolist()):
+        if count < 2:
+            raise DataError(
+                f"class '{train.class_names[cls]}' has {count} images; each class needs at least 2"
+            )
+    if test is None:
+        train_idx, test_idx = stratified_split(train.labels, cfg.test_fraction, cfg.split_seed)
+        train, test = train.subset(train_idx), train.subset(test_idx)
+    train = limit_per_class(train, cfg.limit_per_class, cfg.split_seed)
+    log.info("%s: %d train / %d test images, %d classes", cfg.name, len(train), len(test),
+             train.num_classes)
+    return _standardise(train, cfg), _standardise(test, cfg)

@@ -1,0 +1,252 @@
+"""Classifier architectures and their registry.
+
+Every classifier exposes the same three things the generation methods need:
+`forward(x) -> logits (B, K)`, `forward_features(x) -> (latent (B, D), maps)` where `maps` are the
+named intermediate feature maps used by the Gram term of GRMALA, and a linear `head` from the
+latent to the logits (ReGene relies on the head being linear).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from pipeline.config import ConfigError
+
+Norm = Literal["batch", "group", "none"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    arch: str  # a key of ARCHITECTURES
+    width: int = 32  # base channel count (small_cnn, judge_cnn, resnet18)
+    depth: int = 28  # wrn only: 6n + 4 layers
+    widen_factor: int = 10  # wrn only
+    dropout: float = 0.0
+    norm: Norm = "none"  # normalisation in small_cnn/wrn/resnet18 (judge_cnn always uses batch)
+
+    def validate(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ConfigError(f"arch: unknown '{self.arch}'; choose from {', '.join(ARCHITECTURES)}")
+        if self.width < 1:
+            raise ConfigError("width: must be positive")
+        if self.arch == "wrn" and (self.depth - 4) % 6 != 0:
+            raise ConfigError("depth: a Wide-ResNet needs depth = 6n + 4 (e.g. 28)")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("dropout: must be in [0, 1)")
+
+
+def _norm(kind: Norm, channels: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "group":
+        return nn.GroupNorm(min(32, channels // 4) or 1, channels)
+    return nn.Identity()
+
+
+class Classifier(nn.Module):
+    """Base: subclasses set `self.head` and implement `forward_features`."""
+
+    head: nn.Linear
+    map_names: tuple[str, ...]
+
+    def forward_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        latent, _ = self.forward_features(x)
+        return self.head(latent)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate features (B, D): the input of the linear head."""
+        return self.forward_features(x)[0]
+
+    @property
+    def num_outputs(self) -> int:
+        return self.head.out_features
+
+
+class SmallCNN(Classifier):
+    """Fast CPU classifier: three conv stages with SiLU (smooth, so input gradients are too)."""
+
+    def __init__(self, in_channels: int, num_outputs: int, cfg: ModelConfig):
+        super().__init__()
+        w, act = cfg.width, nn.SiLU
+        self.block1 = nn.Sequential(
+            nn.Conv2d(in_channels, w, 3, padding=1), _norm(cfg.norm, w), act(),
+            nn.Conv2d(w, w, 3, stride=2, padding=1), act(),
+        )
+        self.block2 = nn.Sequential(
+            nn.Conv2d(w, 2 * w, 3, padding=1), _norm(cfg.norm, 2 * w), act(),
+            nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1), act(),
+        )
+        self.block3 = nn.Sequential(nn.Conv2d(2 * w, 4 * w, 3, padding=1), act())
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(4 * w, num_outputs)
+        self.map_names = ("block1", "block2", "block3")
+
+    def forward_features(self, x):  # x: (B, C, H, W)
+        m1 = self.block1(x)  # (B, w, H/2, W/2)
+        m2 = self.block2(m1)  # (B, 2w, H/4, W/4)
+        m3 = self.block3(m2)  # (B, 4w, H/4, W/4)
+        latent = self.drop(m3.mean(dim=(2, 3)))  # (B, 4w)
+        return latent, {"block1": m1, "block2": m2, "block3": m3}
+
+
+class JudgeCNN(Classifier):
+    """The evaluation classifier: a different family (BN, ReLU, max-pool, FC latent) on purpose."""
+
+    def __init__(self, in_channels: int, num_outputs: int, cfg: ModelConfig):
+        super().__init__()
+        w = cfg.width
+
+        def stage(cin: int, cout: int, pool: bool) -> nn.Sequential:
+            layers = [nn.Conv2d(cin, cout, 3, padding=1), nn.BatchNorm2d(cout), nn.ReLU()]
+            return nn.Sequential(*layers, nn.MaxPool2d(2) if pool else nn.Identity())
+
+        self.block1 = stage(in_channels, w, True)
+        self.block2 = stage(w, 2 * w, True)
+        self.block3 = stage(2 * w, 4 * w, False)
+        self.fc = nn.Sequential(nn.Linear(4 * w, 4 * w), nn.ReLU(), nn.Dropout(cfg.dropout))
+        self.head = nn.Linear(4 * w, num_outputs)
+        self.map_names = ("block1", "block2", "block3")
+
+    def forward_features(self, x):
+        m1 = self.block1(x)
+        m2 = self.block2(m1)
+        m3 = self.block3(m2)
+        latent = self.fc(m3.mean(dim=(2, 3)))  # (B, 4w)
+        return latent, {"block1": m1, "block2": m2, "block3": m3}
+
+
+class _WideBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, norm: Norm, dropout: float):
+        super().__init__()
+        self.n1, self.c1 = _norm(norm, cin), nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.n2, self.c2 = _norm(norm, cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.drop = nn.Dropout(dropout)
+        self.short = (
+            nn.Conv2d(cin, cout, 1, stride, bias=False) if stride != 1 or cin != cout else None
+        )
+
+    def forward(self, x):
+        o = F.leaky_relu(self.n1(x), 0.2)
+        y = self.c2(self.drop(F.leaky_relu(self.n2(self.c1(o)), 0.2)))
+        return y + (self.short(o) if self.short is not None else x)
+
+
+class WideResNet(Classifier):
+    """Wide-ResNet (Zagoruyko & Komodakis 2016) as in JEM: WRN-28-10 by default, leaky ReLU."""
+
+    def __init__(self, in_channels: int, num_outputs: int, cfg: ModelConfig):
+        super().__init__()
+        n = (cfg.depth - 4) // 6
+        widths = [16, 16 * cfg.widen_factor, 32 * cfg.widen_factor, 64 * cfg.widen_factor]
+        self.stem = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+
+        def group(cin: int, cout: int, stride: int) -> nn.Sequential:
+            blocks = [_WideBlock(cin if i == 0 else cout, cout, stride if i == 0 else 1,
+                                 cfg.norm, cfg.dropout) for i in range(n)]
+            return nn.Sequential(*blocks)
+
+        self.block1 = group(widths[0], widths[1], 1)
+        self.block2 = group(widths[1], widths[2], 2)
+        self.block3 = group(widths[2], widths[3], 2)
+        self.final_norm = _norm(cfg.norm, widths[3])
+        self.head = nn.Linear(widths[3], num_outputs)
+        self.map_names = ("block1", "block2", "block3")
+
+    def forward_features(self, x):
+        m1 = self.block1(self.stem(x))
+        m2 = self.block2(m1)
+        m3 = self.block3(m2)
+        latent = F.leaky_relu(self.final_norm(m3), 0.2).mean(dim=(2, 3))
+        return latent, {"block1": m1, "block2": m2, "block3": m3}
+
+
+class _BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, norm: Norm):
+        super().__init__()
+        self.c1, self.n1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False), _norm(norm, cout)
+        self.c2, self.n2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), _norm(norm, cout)
+        self.short = nn.Sequential()
+        if stride != 1 or cin != cout:
+            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                       _norm(norm, cout))
+
+    def forward(self, x):
+        y = F.relu(self.n1(self.c1(x)))
+        return F.relu(self.n2(self.c2(y)) + self.short(x))
+
+
+class ResNet18(Classifier):
+    """ResNet-18, CIFAR variant: 3x3 stem, no max-pool; `width` 64 gives the standard widths."""
+
+    def __init__(self, in_channels: int, num_outputs: int, cfg: ModelConfig):
+        super().__init__()
+        w = cfg.width
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, w, 3, 1, 1, bias=False),
+                                  _norm(cfg.norm, w), nn.ReLU())
+        widths, strides = [w, 2 * w, 4 * w, 8 * w], [1, 2, 2, 2]
+        layers, cin = [], w
+        for cout, stride in zip(widths, strides, strict=True):
+            layers.append(nn.Sequential(_BasicBlock(cin, cout, stride, cfg.norm),
+                                        _BasicBlock(cout, cout, 1, cfg.norm)))
+            cin = cout
+        self.block1, self.block2, self.block3, self.block4 = layers
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(8 * w, num_outputs)
+        self.map_names = ("block1", "block2", "block3", "block4")
+
+    def forward_features(self, x):
+        m1 = self.block1(self.stem(x))
+        m2 = self.block2(m1)
+        m3 = self.block3(m2)
+        m4 = self.block4(m3)
+        latent = self.drop(m4.mean(dim=(2, 3)))
+        return latent, {"block1": m1, "block2": m2, "block3": m3, "block4": m4}
+
+
+ARCHITECTURES: dict[str, Callable[[int, int, ModelConfig], Classifier]] = {
+    "small_cnn": SmallCNN,
+    "judge_cnn": JudgeCNN,
+    "wrn": WideResNet,
+    "resnet18": ResNet18,
+}
+
+
+def model_args(cfg: ModelConfig, in_channels: int, num_outputs: int) -> dict:
+    """Everything needed to rebuild the model; stored in every checkpoint."""
+    return {"in_channels": in_channels, "num_outputs": num_outputs, **asdict(cfg)}
+
+
+def build_model(args: dict) -> Classifier:
+    args = dict(args)
+    in_channels, num_outputs = args.pop("in_channels"), args.pop("num_outputs")
+    cfg = ModelConfig(**args)
+    cfg.validate()
+    return ARCHITECTURES[cfg.arch](in_channels, num_outputs, cfg)
+
+
+def expand_outputs(model: Classifier, args: dict, num_outputs: int) -> tuple[Classifier, dict]:
+    """A copy of `model` with `num_outputs` head rows; old rows kept, new rows zero.
+
+    Used to add STIC's extra "fake" class to the K-class baseline: a zero row gives the fake
+    class logit 0, so the copy's predictions over the real classes are unchanged.
+    """
+    new_args = {**args, "num_outputs": num_outputs}
+    new = build_model(new_args)
+    state = model.state_dict()
+    old_w, old_b = state["head.weight"], state["head.bias"]
+    keep = min(num_outputs, old_w.shape[0])
+    w = torch.zeros(num_outputs, old_w.shape[1], dtype=old_w.dtype)
+    b = torch.zeros(num_outputs, dtype=old_b.dtype)
+    w[:keep], b[:keep] = old_w[:keep], old_b[:keep]
+    state["head.weight"], state["head.bias"] = w, b
+    new.load_state_dict(state)
+    return new, new_args
