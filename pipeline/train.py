@@ -230,8 +230,8 @@ def train_classifier(
             opt.step()
             sums["loss"] += loss.item()
             sums["real_ce"] += real_ce.item()
-            sums["mixup_ce"] += float(mix_ce)
-            sums["fake"] += float(fterm)
+            sums["mixup_ce"] += float(mix_ce.detach())
+            sums["fake"] += float(fterm.detach())
         row = {f"train_{k_}": v / steps for k_, v in sums.items()}
         row["epoch_seconds"] = time.perf_counter() - t0
         if test is not None:

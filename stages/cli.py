@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -69,8 +70,7 @@ def params_overrides(
     """Print a profile as `-S key=value` flags for `dvc exp run` (validated first)."""
     profile = _profile(name, profiles_dir)
     parse_params(merge(read_yaml(params_file), profile))
-    flags = [f"-S '{k}={yaml.safe_dump(v, default_flow_style=True).strip()}'"
-             for k, v in _leaves(profile)]
+    flags = [f"-S '{k}={v if isinstance(v, str) else json.dumps(v)}'" for k, v in _leaves(profile)]
     typer.echo(" ".join(flags))
 
 

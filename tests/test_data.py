@@ -1,0 +1,116 @@
+"""Dataset registry: digits, folder datasets, missing data, corrupt files, splits, conversions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from pipeline.data import (
+    DataConfig,
+    DataError,
+    convert_channels,
+    load_image_set,
+    prepare,
+    resize,
+    save_image_set,
+    stratified_split,
+    to_float,
+    to_uint8,
+)
+
+
+def cfg(**kw) -> DataConfig:
+    base = dict(name="digits", root="unused", image_size=16, test_fraction=0.2, split_seed=0)
+    return DataConfig(**{**base, **kw})
+
+
+def test_digits_split_is_fixed_and_disjoint():
+    train, test = prepare(cfg())
+    assert train.images.shape[1:] == (1, 16, 16) and train.images.dtype == torch.uint8
+    assert len(train) + len(test) == 1797
+    assert train.num_classes == 10 and set(test.labels.tolist()) == set(range(10))
+    train2, test2 = prepare(cfg())
+    assert torch.equal(train.images, train2.images) and torch.equal(test.labels, test2.labels)
+
+
+def test_stratified_split_keeps_class_shares():
+    labels = torch.arange(10).repeat_interleave(50)
+    tr, te = stratified_split(labels, 0.2, seed=3)
+    assert len(set(tr.tolist()) & set(te.tolist())) == 0
+    assert torch.bincount(labels[te]).tolist() == [10] * 10
+
+
+def test_range_conversions_round_trip():
+    x = torch.arange(256, dtype=torch.uint8).view(1, 1, 16, 16)
+    f = to_float(x)
+    assert f.min() == -1 and f.max() == 1
+    assert torch.equal(to_uint8(f), x)
+
+
+def test_resize_and_channels():
+    x = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)
+    assert resize(x, 16).shape == (2, 3, 16, 16)
+    assert convert_channels(x, 1).shape == (2, 1, 8, 8)
+    assert convert_channels(x[:, :1], 3).shape == (2, 3, 8, 8)
+
+
+def test_save_load_round_trip(tmp_path, tiny_data):
+    save_image_set(tiny_data, tmp_path / "x.pt")
+    back = load_image_set(tmp_path / "x.pt")
+    assert torch.equal(back.images, tiny_data.images) and back.class_names == tiny_data.class_names
+
+
+def test_wrong_class_count_is_refused():
+    with pytest.raises(DataError, match="data.num_classes is 7 but dataset 'digits' has 10"):
+        prepare(cfg(num_classes=7))
+
+
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10", "svhn"])
+def test_missing_dataset_says_which_files_where(tmp_path, name):
+    root = tmp_path / "raw"
+    root.mkdir()
+    with pytest.raises(DataError) as info:
+        prepare(cfg(name=name, root=str(root)))
+    msg = str(info.value)
+    assert f"dataset '{name}' not found" in msg and str(root) in msg and "get them from" in msg
+    assert "\n" not in msg
+
+
+def test_missing_root_is_named(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        prepare(cfg(name="cifar10", root=str(tmp_path / "absent")))
+
+
+def _write_folder(root, classes=("cat", "dog"), n=3, size=10):
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            Image.new("RGB", (size, size), (i * 40, 100, 200)).save(root / c / f"{i}.png")
+
+
+def test_folder_dataset(tmp_path):
+    _write_folder(tmp_path)
+    train, test = prepare(cfg(name="folder", root=str(tmp_path), image_size=8, test_fraction=0.34))
+    assert train.class_names == ("cat", "dog") and train.images.shape[1:] == (3, 8, 8)
+    assert len(train) + len(test) == 6
+
+
+def test_folder_corrupt_image_is_named(tmp_path):
+    _write_folder(tmp_path)
+    bad = tmp_path / "dog" / "broken.png"
+    bad.write_bytes(b"not a png at all")
+    with pytest.raises(DataError, match=r"broken\.png: unreadable or corrupt image"):
+        prepare(cfg(name="folder", root=str(tmp_path), image_size=8))
+
+
+def test_folder_empty_class_is_named(tmp_path):
+    _write_folder(tmp_path)
+    (tmp_path / "emu").mkdir()
+    with pytest.raises(DataError, match="class 'emu'.*has no images"):
+        prepare(cfg(name="folder", root=str(tmp_path), image_size=8))
+
+
+def test_limit_per_class():
+    train, _ = prepare(cfg(limit_per_class=5))
+    assert torch.bincount(train.labels).tolist() == [5] * 10
