@@ -40,7 +40,14 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    """torch.save through a file handle: given a path, torch names the zip's root folder after
+    the (random) temporary file name, and the bytes would differ from run to run."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            torch.save(obj, fh)
+
+    atomic_write(path, write)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

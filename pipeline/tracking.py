@@ -7,11 +7,13 @@ files stay the record. Concurrent writers to one SQLite file retry on "database 
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,10 @@ log = logging.getLogger(__name__)
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
-LOCK_RETRIES = 8  # SQLite "database is locked": retry with backoff 0.25 s, 0.5 s, ... (~1 min)
+LOCK_RETRIES = 8  # retry with backoff 0.25 s, 0.5 s, ... (~1 min in all)
+# Transient errors of concurrent writers to one SQLite store: a lock, or a second process racing
+# to create the schema of a new database ("duplicate column", "already exists").
+RETRYABLE = ("locked", "already exists", "duplicate column", "unique constraint")
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,22 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             out[name] = str(value)[:6000]  # MLflow's limit on a param value
     return out
+
+
+@contextmanager
+def store_lock(uri: str) -> Iterator[None]:
+    """Serialise run start across processes for a SQLite store: a new database's schema
+    migration and the experiment creation are not safe to race (seen: "duplicate column")."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    lock_path = Path(uri.removeprefix("sqlite:///") + ".lock")
+    with open(lock_path, "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def git_commit(root: Path) -> str:
@@ -85,7 +106,7 @@ class Tracker:
             try:
                 return fn()
             except Exception as exc:  # noqa: BLE001 - any tracking failure must not stop a stage
-                if "locked" in str(exc).lower() and attempt < LOCK_RETRIES:
+                if any(r in str(exc).lower() for r in RETRYABLE) and attempt < LOCK_RETRIES:
                     time.sleep(0.25 * 2**attempt)
                     continue
                 self.active = False
@@ -107,31 +128,37 @@ class Tracker:
 
             logging.getLogger("mlflow").setLevel(logging.WARNING)  # its import resets the level
             self._mlflow = mlflow
-            mlflow.set_tracking_uri(self.cfg.uri or default_uri(self.root))
-            exp = mlflow.get_experiment_by_name(self.cfg.experiment)
-            if exp is None:
-                try:
-                    # an explicit absolute artifact location, or queued experiments' artifacts
-                    # land in their temporary copy of the repo and are deleted with it
-                    mlflow.create_experiment(
-                        self.cfg.experiment,
-                        artifact_location=(self.root.resolve() / "mlartifacts").as_uri(),
-                    )
-                except Exception:  # noqa: BLE001 - created meanwhile by a parallel stage
-                    if mlflow.get_experiment_by_name(self.cfg.experiment) is None:
-                        raise
-            mlflow.set_experiment(self.cfg.experiment)
-            if self.system_metrics:
-                mlflow.set_system_metrics_sampling_interval(2)
-            mlflow.start_run(run_name=self.run_name, log_system_metrics=self.system_metrics)
-            mlflow.set_tags(self.tags)
-            flat = flatten(self.params)
-            items = list(flat.items())
-            for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
-                mlflow.log_params(dict(items[i : i + 100]))
+            uri = self.cfg.uri or default_uri(self.root)
+            mlflow.set_tracking_uri(uri)
+            with store_lock(uri):
+                self._open_run(mlflow)
 
         self._call("run start", start)
         return self
+
+    def _open_run(self, mlflow: Any) -> None:
+        exp = mlflow.get_experiment_by_name(self.cfg.experiment)
+        if exp is None:
+            try:
+                # an explicit absolute artifact location, or queued experiments' artifacts
+                # land in their temporary copy of the repo and are deleted with it
+                mlflow.create_experiment(
+                    self.cfg.experiment,
+                    artifact_location=(self.root.resolve() / "mlartifacts").as_uri(),
+                )
+            except Exception:  # noqa: BLE001 - created meanwhile by a parallel stage
+                if mlflow.get_experiment_by_name(self.cfg.experiment) is None:
+                    raise
+        mlflow.set_experiment(self.cfg.experiment)
+        if self.system_metrics:
+            mlflow.set_system_metrics_sampling_interval(2)
+        if mlflow.active_run() is None:  # idempotent when retried after a partial start
+            mlflow.start_run(run_name=self.run_name, log_system_metrics=self.system_metrics)
+        mlflow.set_tags(self.tags)
+        flat = flatten(self.params)
+        items = list(flat.items())
+        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+            mlflow.log_params(dict(items[i : i + 100]))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._mlflow is not None and self.active:
