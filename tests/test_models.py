@@ -48,3 +48,14 @@ def test_unreadable_checkpoint(tmp_path):
         load_classifier(bad)
     with pytest.raises(CheckpointError, match="not found"):
         load_classifier(tmp_path / "none.pt")
+
+
+class Payload:
+    """Not a tensor/container: a weights_only load must refuse to unpickle it."""
+
+
+def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": 1, "model_args": {}, "state_dict": {}, "config": Payload()}, path)
+    with pytest.raises(CheckpointError, match="unreadable checkpoint"):
+        load_classifier(path)
