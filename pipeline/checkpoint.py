@@ -25,8 +25,13 @@ def save_checkpoint(
     path: Path, model: torch.nn.Module, model_args: dict, config: dict, **extra: Any
 ) -> None:
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-    payload = {"format": FORMAT, "model_args": model_args, "state_dict": state,
-               "config": config, **extra}
+    payload = {
+        "format": FORMAT,
+        "model_args": model_args,
+        "state_dict": state,
+        "config": config,
+        **extra,
+    }
     atomic_torch_save(payload, path)
 
 
@@ -37,7 +42,9 @@ def read_checkpoint(path: Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means an unusable file
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})") from None
+        raise CheckpointError(
+            f"{path}: unreadable checkpoint ({type(exc).__name__}: {exc})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a checkpoint of this project (format {FORMAT})")
     return payload

@@ -112,8 +112,7 @@ def from_dict(cls: type[T], data: Any, prefix: str = "") -> T:
         if name in data:
             values[name] = _coerce(data[name], hints[name], dotted)
         elif (
-            field.default is dataclasses.MISSING
-            and field.default_factory is dataclasses.MISSING  # type: ignore[misc]
+            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING  # type: ignore[misc]
         ):
             raise ConfigError(f"{dotted}: missing key ({_type_name(hints[name])})")
     obj = cls(**values)

@@ -173,20 +173,35 @@ def _load_digits(cfg: DataConfig) -> tuple[ImageSet, None]:
 _TV_FILES = {
     "mnist": (
         "MNIST/raw/",
-        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-         "t10k-labels-idx1-ubyte"],
+        [
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        ],
         "https://yann.lecun.com/exdb/mnist/ (or any MNIST mirror; .gz files are unpacked)",
     ),
     "fashion_mnist": (
         "FashionMNIST/raw/",
-        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-         "t10k-labels-idx1-ubyte"],
+        [
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        ],
         "https://github.com/zalandoresearch/fashion-mnist",
     ),
     "cifar10": (
         "cifar-10-batches-py/",
-        ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
-         "test_batch", "batches.meta"],
+        [
+            "data_batch_1",
+            "data_batch_2",
+            "data_batch_3",
+            "data_batch_4",
+            "data_batch_5",
+            "test_batch",
+            "batches.meta",
+        ],
         "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (unpack it in data.root)",
     ),
     "svhn": (
@@ -212,8 +227,12 @@ def _load_torchvision(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
     root = Path(cfg.root)
     if not root.is_dir() and not cfg.download:
         raise DataError(f"data.root {root} does not exist; " + _missing_message(cfg))
-    cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10,
-           "svhn": tvd.SVHN}[cfg.name]
+    cls = {
+        "mnist": tvd.MNIST,
+        "fashion_mnist": tvd.FashionMNIST,
+        "cifar10": tvd.CIFAR10,
+        "svhn": tvd.SVHN,
+    }[cfg.name]
     parts = []
     for train in (True, False):
         kwargs = {"split": "train" if train else "test"} if cfg.name == "svhn" else {"train": train}
@@ -252,12 +271,15 @@ def _load_folder(cfg: DataConfig) -> tuple[ImageSet, None]:
     for label, name in enumerate(classes):
         files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise DataError(f"class '{name}' ({root / name}) has no images ({', '.join(IMAGE_SUFFIXES)})")
+            raise DataError(
+                f"class '{name}' ({root / name}) has no images ({', '.join(IMAGE_SUFFIXES)})"
+            )
         for path in files:
             try:
                 with Image.open(path) as img:
-                    img = img.convert(mode).resize((cfg.image_size, cfg.image_size),
-                                                   Image.Resampling.BILINEAR)
+                    img = img.convert(mode).resize(
+                        (cfg.image_size, cfg.image_size), Image.Resampling.BILINEAR
+                    )
                     arr = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
             except (UnidentifiedImageError, OSError, ValueError) as exc:
                 raise DataError(f"{path}: unreadable or corrupt image ({exc})") from None
@@ -299,6 +321,11 @@ def prepare(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
         train_idx, test_idx = stratified_split(train.labels, cfg.test_fraction, cfg.split_seed)
         train, test = train.subset(train_idx), train.subset(test_idx)
     train = limit_per_class(train, cfg.limit_per_class, cfg.split_seed)
-    log.info("%s: %d train / %d test images, %d classes", cfg.name, len(train), len(test),
-             train.num_classes)
+    log.info(
+        "%s: %d train / %d test images, %d classes",
+        cfg.name,
+        len(train),
+        len(test),
+        train.num_classes,
+    )
     return _standardise(train, cfg), _standardise(test, cfg)

@@ -32,7 +32,9 @@ class ModelConfig:
 
     def validate(self) -> None:
         if self.arch not in ARCHITECTURES:
-            raise ConfigError(f"arch: unknown '{self.arch}'; choose from {', '.join(ARCHITECTURES)}")
+            raise ConfigError(
+                f"arch: unknown '{self.arch}'; choose from {', '.join(ARCHITECTURES)}"
+            )
         if self.width < 1:
             raise ConfigError("width: must be positive")
         if self.arch == "wrn" and (self.depth - 4) % 6 != 0:
@@ -78,12 +80,18 @@ class SmallCNN(Classifier):
         super().__init__()
         w, act = cfg.width, nn.SiLU
         self.block1 = nn.Sequential(
-            nn.Conv2d(in_channels, w, 3, padding=1), _norm(cfg.norm, w), act(),
-            nn.Conv2d(w, w, 3, stride=2, padding=1), act(),
+            nn.Conv2d(in_channels, w, 3, padding=1),
+            _norm(cfg.norm, w),
+            act(),
+            nn.Conv2d(w, w, 3, stride=2, padding=1),
+            act(),
         )
         self.block2 = nn.Sequential(
-            nn.Conv2d(w, 2 * w, 3, padding=1), _norm(cfg.norm, 2 * w), act(),
-            nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1), act(),
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            _norm(cfg.norm, 2 * w),
+            act(),
+            nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1),
+            act(),
         )
         self.block3 = nn.Sequential(nn.Conv2d(2 * w, 4 * w, 3, padding=1), act())
         self.drop = nn.Dropout(cfg.dropout)
@@ -150,8 +158,12 @@ class WideResNet(Classifier):
         self.stem = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
 
         def group(cin: int, cout: int, stride: int) -> nn.Sequential:
-            blocks = [_WideBlock(cin if i == 0 else cout, cout, stride if i == 0 else 1,
-                                 cfg.norm, cfg.dropout) for i in range(n)]
+            blocks = [
+                _WideBlock(
+                    cin if i == 0 else cout, cout, stride if i == 0 else 1, cfg.norm, cfg.dropout
+                )
+                for i in range(n)
+            ]
             return nn.Sequential(*blocks)
 
         self.block1 = group(widths[0], widths[1], 1)
@@ -176,8 +188,9 @@ class _BasicBlock(nn.Module):
         self.c2, self.n2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False), _norm(norm, cout)
         self.short = nn.Sequential()
         if stride != 1 or cin != cout:
-            self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
-                                       _norm(norm, cout))
+            self.short = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride, bias=False), _norm(norm, cout)
+            )
 
     def forward(self, x):
         y = F.relu(self.n1(self.c1(x)))
@@ -190,13 +203,17 @@ class ResNet18(Classifier):
     def __init__(self, in_channels: int, num_outputs: int, cfg: ModelConfig):
         super().__init__()
         w = cfg.width
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, w, 3, 1, 1, bias=False),
-                                  _norm(cfg.norm, w), nn.ReLU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, w, 3, 1, 1, bias=False), _norm(cfg.norm, w), nn.ReLU()
+        )
         widths, strides = [w, 2 * w, 4 * w, 8 * w], [1, 2, 2, 2]
         layers, cin = [], w
         for cout, stride in zip(widths, strides, strict=True):
-            layers.append(nn.Sequential(_BasicBlock(cin, cout, stride, cfg.norm),
-                                        _BasicBlock(cout, cout, 1, cfg.norm)))
+            layers.append(
+                nn.Sequential(
+                    _BasicBlock(cin, cout, stride, cfg.norm), _BasicBlock(cout, cout, 1, cfg.norm)
+                )
+            )
             cin = cout
         self.block1, self.block2, self.block3, self.block4 = layers
         self.drop = nn.Dropout(cfg.dropout)

@@ -52,8 +52,12 @@ class SampleSet:
 
 def save_samples(samples: SampleSet, path: Path) -> None:
     atomic_torch_save(
-        {"images": samples.images, "targets": samples.targets, "method": samples.method,
-         "class_names": list(samples.class_names)},
+        {
+            "images": samples.images,
+            "targets": samples.targets,
+            "method": samples.method,
+            "class_names": list(samples.class_names),
+        },
         Path(path),
     )
 

@@ -70,8 +70,13 @@ def store_lock(uri: str) -> Iterator[None]:
 
 def git_commit(root: Path) -> str:
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=10, check=False)
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() or "unknown"
@@ -113,7 +118,9 @@ class Tracker:
                 self.not_logged[what] = self.not_logged.get(what, 0) + 1
                 log.warning(
                     "MLflow tracking unavailable (%s: %s); this stage goes on without it and its "
-                    "DVC metrics files remain the record", type(exc).__name__, str(exc)[:200],
+                    "DVC metrics files remain the record",
+                    type(exc).__name__,
+                    str(exc)[:200],
                 )
                 return None
         return None
@@ -186,8 +193,11 @@ class Tracker:
             from mlflow.entities import Metric
 
             now = int(time.time() * 1000)
-            rows = [Metric(f"{prefix}{k}", float(v), now, step)
-                    for step, row in enumerate(history) for k, v in row.items()]
+            rows = [
+                Metric(f"{prefix}{k}", float(v), now, step)
+                for step, row in enumerate(history)
+                for k, v in row.items()
+            ]
             client = self._mlflow.tracking.MlflowClient()
             run_id = self._mlflow.active_run().info.run_id
             for i in range(0, len(rows), 1000):  # MLflow batch limit

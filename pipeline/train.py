@@ -146,8 +146,9 @@ def evaluate_classifier(
 
 def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
-                               weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
@@ -197,8 +198,16 @@ def train_classifier(
         groups = [fakes.images[fakes.hard], fakes.images[~fakes.hard]]
         groups = [g for g in groups if len(g) > 0]
     steps = max(1, len(train) // cfg.batch_size)
-    bar = tqdm(range(start_epoch, cfg.epochs), desc=where, initial=start_epoch, total=cfg.epochs,
-               unit="epoch", leave=False, mininterval=1.0, disable=None)
+    bar = tqdm(
+        range(start_epoch, cfg.epochs),
+        desc=where,
+        initial=start_epoch,
+        total=cfg.epochs,
+        unit="epoch",
+        leave=False,
+        mininterval=1.0,
+        disable=None,
+    )
     for epoch in bar:
         # Every epoch reseeds from (seed, epoch) so a resumed run replays the same randomness.
         torch.manual_seed(derive_seed(seed, "epoch", epoch))
@@ -235,19 +244,32 @@ def train_classifier(
         row = {f"train_{k_}": v / steps for k_, v in sums.items()}
         row["epoch_seconds"] = time.perf_counter() - t0
         if test is not None:
-            row.update({f"test_{k_}": v for k_, v in evaluate_classifier(model, test, device).items()})
+            row.update(
+                {f"test_{k_}": v for k_, v in evaluate_classifier(model, test, device).items()}
+            )
         history.append(row)
-        bar.set_postfix({k_: f"{v:.3f}" for k_, v in row.items() if k_ in
-                         ("train_loss", "test_accuracy")})
-        (log.info if bar.disable else log.debug)("%s epoch %d/%d %s", where, epoch + 1, cfg.epochs,
-                 " ".join(f"{k_}={v:.4f}" for k_, v in row.items()))
+        bar.set_postfix(
+            {k_: f"{v:.3f}" for k_, v in row.items() if k_ in ("train_loss", "test_accuracy")}
+        )
+        (log.info if bar.disable else log.debug)(
+            "%s epoch %d/%d %s",
+            where,
+            epoch + 1,
+            cfg.epochs,
+            " ".join(f"{k_}={v:.4f}" for k_, v in row.items()),
+        )
         if on_epoch is not None:
             on_epoch(epoch, row)
         done = epoch + 1
         if resume_path is not None and (done % cfg.checkpoint_every == 0) and done < cfg.epochs:
             atomic_torch_save(
-                {"fingerprint": fingerprint, "epoch": done, "model": model.state_dict(),
-                 "optimizer": opt.state_dict(), "history": history},
+                {
+                    "fingerprint": fingerprint,
+                    "epoch": done,
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "history": history,
+                },
                 Path(resume_path),
             )
     bar.close()

@@ -54,8 +54,14 @@ def train_stage(
     with tracker(params, name, config, device, round_id, system_metrics=True) as run:
         t0 = time.perf_counter()
         history = train_classifier(
-            model, train, section.train, device=device, seed=derive_seed(seed, name, "train"),
-            where=name, test=test, resume_path=resume,
+            model,
+            train,
+            section.train,
+            device=device,
+            seed=derive_seed(seed, name, "train"),
+            where=name,
+            test=test,
+            resume_path=resume,
             fingerprint=fingerprint(config, args, len(train)),
             on_epoch=lambda epoch, row: run.log_metrics(row, step=epoch),
         )
@@ -65,11 +71,16 @@ def train_stage(
         stable = [{k: v for k, v in row.items() if k != "epoch_seconds"} for row in history]
         save_checkpoint(out, model, args, config, history=stable, round=round_id or name)
         save_curves(stable, HISTORY_KEYS, figure, f"{name}: training")
-        metrics = {"test_accuracy": final["accuracy"], "test_loss": final["loss"],
-                   "epochs": section.train.epochs}
+        metrics = {
+            "test_accuracy": final["accuracy"],
+            "test_loss": final["loss"],
+            "epochs": section.train.epochs,
+        }
         write_metrics(metrics_path, metrics)
-        write_metrics(timing_path, {"train_seconds": seconds,
-                                    "seconds_per_epoch": seconds / section.train.epochs})
+        write_metrics(
+            timing_path,
+            {"train_seconds": seconds, "seconds_per_epoch": seconds / section.train.epochs},
+        )
         run.log_metrics({f"final_{k}": v for k, v in metrics.items()} | {"train_seconds": seconds})
         run.log_artifact(out, "checkpoint")
         run.log_artifact(figure, "figures")
@@ -90,8 +101,19 @@ def judge(
 ) -> None:
     """Train the evaluation classifier (never used for synthesis)."""
     params = read_params(params_file)
-    train_stage(params, params.judge, "judge", params.judge.seed, train, test, out, metrics,
-                timing, figure, resume)
+    train_stage(
+        params,
+        params.judge,
+        "judge",
+        params.judge.seed,
+        train,
+        test,
+        out,
+        metrics,
+        timing,
+        figure,
+        resume,
+    )
 
 
 @app.command("baseline")
@@ -104,9 +126,37 @@ def baseline(
     timing: Path = typer.Option(..., "--timing"),
     figure: Path = typer.Option(..., "--figure"),
     resume: Path | None = typer.Option(None, "--resume", help="resume checkpoint (scratch)"),
+    fakes_out: Path | None = typer.Option(
+        None, "--fakes-out", help="round r0's fake pool (empty), read by retrain@r1"
+    ),
     params_file: Path = PARAMS_OPTION,
 ) -> None:
     """Train the baseline classifier: round r0 of the STIC chain (real + mixup, no fakes)."""
     params = read_params(params_file)
-    train_stage(params, params.baseline, "baseline", params.runtime.seed, train, test, out,
-                metrics, timing, figure, resume, round_id="r0")
+    train_stage(
+        params,
+        params.baseline,
+        "baseline",
+        params.runtime.seed,
+        train,
+        test,
+        out,
+        metrics,
+        timing,
+        figure,
+        resume,
+        round_id="r0",
+    )
+    if fakes_out is not None:
+        import torch
+
+        from pipeline.samples import SampleSet, save_samples
+
+        data = load_image_set(train)
+        empty = SampleSet(
+            torch.zeros((0, *data.shape), dtype=torch.uint8),
+            torch.zeros((0, data.num_classes)),
+            "stic",
+            data.class_names,
+        )
+        save_samples(empty, fakes_out)

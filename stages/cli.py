@@ -12,7 +12,10 @@ from pipeline.config import ConfigError, merge, read_yaml
 from pipeline.io import atomic_write_text
 from pipeline.params import load_params, parse_params
 from pipeline.tracking import TrackingConfig, default_uri
-from stages import classifier, prepare  # noqa: F401 - registers the stage commands
+
+# importing a stage module registers its commands (evaluate/report: issue 4; acgan, regene, sgld,
+# wang_torr: issue 5)
+from stages import acgan, classifier, evaluate, prepare, regene, report, sgld, stic, wang_torr  # noqa: F401
 from stages.app import app
 from stages.common import PARAMS_OPTION, repo_root, stage_command
 
@@ -34,7 +37,9 @@ def _profile(name: str, profiles_dir: Path) -> dict:
     path = profiles_dir / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in profiles_dir.glob("*.yaml"))
-        raise ConfigError(f"profile '{name}' not found in {profiles_dir}/; known: {', '.join(known)}")
+        raise ConfigError(
+            f"profile '{name}' not found in {profiles_dir}/; known: {', '.join(known)}"
+        )
     return read_yaml(path)
 
 
@@ -76,10 +81,11 @@ def params_overrides(
 
 @app.command("where")
 @stage_command
-def where(dvc_file: Path = typer.Option(Path("dvc.yaml"), "--dvc-file"),
-          params_file: Path = PARAMS_OPTION) -> None:
+def where(
+    dvc_file: Path = typer.Option(Path("dvc.yaml"), "--dvc-file"), params_file: Path = PARAMS_OPTION
+) -> None:
     """Print where the latest results and the MLflow runs are."""
-    stages = (read_yaml(dvc_file).get("stages") or {})
+    stages = read_yaml(dvc_file).get("stages") or {}
     seen: list[str] = []
     for stage in stages.values():
         for kind in ("metrics", "plots", "outs"):

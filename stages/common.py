@@ -34,8 +34,12 @@ PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="parameter fi
 
 
 def setup_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr, force=True)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
     for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -87,5 +91,6 @@ def tracker(
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> None:
     """Small committed metrics JSON (rounded so diffs stay readable)."""
-    atomic_write_json(path, {k: round(v, 6) if isinstance(v, float) else v
-                             for k, v in metrics.items()})
+    atomic_write_json(
+        path, {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}
+    )

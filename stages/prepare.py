@@ -25,5 +25,13 @@ def prepare(
     data.save_image_set(train, train_out)
     data.save_image_set(test, test_out)
     c, h, w = train.shape
-    write_metrics(metrics, {"train_images": len(train), "test_images": len(test),
-                            "classes": train.num_classes, "channels": c, "image_size": h})
+    write_metrics(
+        metrics,
+        {
+            "train_images": len(train),
+            "test_images": len(test),
+            "classes": train.num_classes,
+            "channels": c,
+            "image_size": h,
+        },
+    )

@@ -50,11 +50,17 @@ def tiny_params(real_params, tmp_path) -> dict:
     for section in ("judge", "baseline"):
         p[section]["train"]["epochs"] = 1
         p[section]["model"]["width"] = 4 if section == "baseline" else 6
+    # issue-5 methods: a few steps, tiny networks, 3 samples per class
+    p["acgan"].update(epochs=1, width=4, z_dim=8, batch_size=20, samples_per_class=3)
+    p["regene"].update(epochs=1, width=4, batch_size=20, samples_per_class=3)
+    p["wang_torr"].update(steps_per_resolution=2, num_views=2, samples_per_class=3)
+    p["sgld"].update(steps=2, rounds=1, buffer_per_class=4, batch_per_class=3, samples_per_class=3)
     return p
 
 
-def make_image_set(n_per_class: int = 20, classes: int = 3, size: int = 8, channels: int = 1,
-                   seed: int = 0) -> ImageSet:
+def make_image_set(
+    n_per_class: int = 20, classes: int = 3, size: int = 8, channels: int = 1, seed: int = 0
+) -> ImageSet:
     """Separable synthetic classes: class c is bright in horizontal band c, plus noise."""
     gen = torch.Generator().manual_seed(seed)
     images, labels = [], []

@@ -21,16 +21,24 @@ def test_committed_params_are_valid(real_params):
     ("mutate", "message"),
     [
         (lambda p: p["baseline"]["train"].update(epochz=3), "baseline.train.epochz: unknown key"),
-        (lambda p: p["baseline"]["train"].update(epochs="3"), "baseline.train.epochs: expected an integer"),
-        (lambda p: p["baseline"]["train"].update(epochs=True), "baseline.train.epochs: expected an integer"),
+        (
+            lambda p: p["baseline"]["train"].update(epochs="3"),
+            "baseline.train.epochs: expected an integer",
+        ),
+        (
+            lambda p: p["baseline"]["train"].update(epochs=True),
+            "baseline.train.epochs: expected an integer",
+        ),
         (lambda p: p["judge"].pop("seed"), "judge.seed: missing key"),
         (lambda p: p["data"].update(name="imagenet"), "data.name: must be one of"),
         (lambda p: p["runtime"].update(device="tpu"), "runtime.device: must be one of"),
         (lambda p: p["data"].update(test_fraction=1.5), "data.test_fraction: must be strictly"),
         (lambda p: p["baseline"]["model"].update(arch="vit"), "baseline.model.arch: unknown 'vit'"),
         (lambda p: p.update(extra={}), "extra: unknown key"),
-        (lambda p: p["judge"].update(model=copy.deepcopy(p["baseline"]["model"])),
-         "judge.model: must differ"),
+        (
+            lambda p: p["judge"].update(model=copy.deepcopy(p["baseline"]["model"])),
+            "judge.model: must differ",
+        ),
     ],
 )
 def test_bad_params_name_the_key(real_params, mutate, message):

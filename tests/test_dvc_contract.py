@@ -11,8 +11,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load():
-    return (yaml.safe_load((ROOT / "dvc.yaml").read_text()),
-            yaml.safe_load((ROOT / "params.yaml").read_text()))
+    return (
+        yaml.safe_load((ROOT / "dvc.yaml").read_text()),
+        yaml.safe_load((ROOT / "params.yaml").read_text()),
+    )
 
 
 def _entries(stage, kind):
@@ -49,8 +51,9 @@ def test_every_output_path_is_in_the_cmd():
 
 def test_every_static_dep_exists_or_is_produced():
     dvc, _ = _load()
-    produced = {p for _, s in _stages(dvc) for k in ("outs", "metrics", "plots")
-                for p in _entries(s, k)}
+    produced = {
+        p for _, s in _stages(dvc) for k in ("outs", "metrics", "plots") for p in _entries(s, k)
+    }
     for name, stage in _stages(dvc):
         for dep in _entries(stage, "deps"):
             if "${" in dep or dep in produced:

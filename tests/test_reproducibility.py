@@ -23,20 +23,44 @@ def md5(path: Path) -> str:
 
 def cgen(*args) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    res = subprocess.run([sys.executable, "-m", "stages", *map(str, args)], env=env,
-                         capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-m", "stages", *map(str, args)], env=env, capture_output=True, text=True
+    )
     assert res.returncode == 0, f"cgen {args[0]} failed: {res.stderr[-2000:]}"
     return res
 
 
 def spine(d: Path, params: Path) -> list[str]:
     """prepare -> judge -> baseline into folder d; returns the argument lists used."""
-    cgen("prepare", "--train-out", d / "train.pt", "--test-out", d / "test.pt", "--metrics",
-         d / "prepare.json", "--params", params)
+    cgen(
+        "prepare",
+        "--train-out",
+        d / "train.pt",
+        "--test-out",
+        d / "test.pt",
+        "--metrics",
+        d / "prepare.json",
+        "--params",
+        params,
+    )
     for name in ("judge", "baseline"):
-        cgen(name, "--train", d / "train.pt", "--test", d / "test.pt", "--out", d / f"{name}.pt",
-             "--metrics", d / f"{name}.json", "--timing", d / "timing" / f"{name}.json",
-             "--figure", d / f"{name}.png", "--params", params)
+        cgen(
+            name,
+            "--train",
+            d / "train.pt",
+            "--test",
+            d / "test.pt",
+            "--out",
+            d / f"{name}.pt",
+            "--metrics",
+            d / f"{name}.json",
+            "--timing",
+            d / "timing" / f"{name}.json",
+            "--figure",
+            d / f"{name}.png",
+            "--params",
+            params,
+        )
 
 
 @pytest.fixture
@@ -51,7 +75,9 @@ def test_same_params_same_output_bytes(tmp_path, offline_params):
     a, b = tmp_path / "a", tmp_path / "b"
     spine(a, offline_params)
     spine(b, offline_params)
-    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file() and "timing" not in p.parts)
+    files = sorted(
+        p.relative_to(a) for p in a.rglob("*") if p.is_file() and "timing" not in p.parts
+    )
     assert len(files) == 9
     for rel in files:
         assert md5(a / rel) == md5(b / rel), f"{rel} differs between two identical runs"
@@ -64,14 +90,43 @@ def test_sigkill_mid_training_then_rerun_completes(tmp_path, tiny_params):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(tiny_params))
     d = tmp_path / "run"
-    cgen("prepare", "--train-out", d / "train.pt", "--test-out", d / "test.pt", "--metrics",
-         d / "prepare.json", "--params", params)
-    args = ["baseline", "--train", d / "train.pt", "--test", d / "test.pt", "--out",
-            d / "r0.pt", "--metrics", d / "r0.json", "--timing", d / "t.json", "--figure",
-            d / "r0.png", "--resume", d / "resume.pt", "--params", params]
+    cgen(
+        "prepare",
+        "--train-out",
+        d / "train.pt",
+        "--test-out",
+        d / "test.pt",
+        "--metrics",
+        d / "prepare.json",
+        "--params",
+        params,
+    )
+    args = [
+        "baseline",
+        "--train",
+        d / "train.pt",
+        "--test",
+        d / "test.pt",
+        "--out",
+        d / "r0.pt",
+        "--metrics",
+        d / "r0.json",
+        "--timing",
+        d / "t.json",
+        "--figure",
+        d / "r0.png",
+        "--resume",
+        d / "resume.pt",
+        "--params",
+        params,
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "stages", *map(str, args)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stages", *map(str, args)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while not (d / "resume.pt").exists() and time.time() < deadline:
         time.sleep(0.05)
@@ -86,8 +141,19 @@ def test_sigkill_mid_training_then_rerun_completes(tmp_path, tiny_params):
     assert (d / "r0.pt").exists() and not (d / "resume.pt").exists()
     fresh = tmp_path / "fresh"
     fresh.mkdir()
-    cgen(*[a if not (isinstance(a, Path) and a.parent == d and a.suffix in (".pt", ".json", ".png")
-                     and a.name not in ("train.pt", "test.pt")) else fresh / a.name for a in args])
+    cgen(
+        *[
+            a
+            if not (
+                isinstance(a, Path)
+                and a.parent == d
+                and a.suffix in (".pt", ".json", ".png")
+                and a.name not in ("train.pt", "test.pt")
+            )
+            else fresh / a.name
+            for a in args
+        ]
+    )
     assert md5(d / "r0.pt") == md5(fresh / "r0.pt"), "resumed run differs from an uninterrupted one"
 
 
@@ -111,8 +177,15 @@ def test_concurrent_writers_lose_no_run(tmp_path):
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"}
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, uri, str(tmp_path), f"w{i}"],
-                              env=env, stderr=subprocess.PIPE, text=True) for i in range(3)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, uri, str(tmp_path), f"w{i}"],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
     errors = [p.communicate(timeout=300)[1] for p in procs]
     assert all(p.returncode == 0 for p in procs), errors
     mlflow.set_tracking_uri(uri)

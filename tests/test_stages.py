@@ -29,8 +29,17 @@ def invoke(*args):
 def prepared(tmp_path, tiny_params):
     params = write_params(tmp_path, tiny_params)
     d = tmp_path / "out"
-    res = invoke("prepare", "--train-out", d / "train.pt", "--test-out", d / "test.pt",
-                 "--metrics", d / "prepare.json", "--params", params)
+    res = invoke(
+        "prepare",
+        "--train-out",
+        d / "train.pt",
+        "--test-out",
+        d / "test.pt",
+        "--metrics",
+        d / "prepare.json",
+        "--params",
+        params,
+    )
     assert res.exit_code == 0, res.output
     return params, d
 
@@ -39,10 +48,23 @@ def test_prepare_judge_baseline(prepared):
     params, d = prepared
     assert json.loads((d / "prepare.json").read_text())["image_size"] == 8
     for name in ("judge", "baseline"):
-        res = invoke(name, "--train", d / "train.pt", "--test", d / "test.pt",
-                     "--out", d / f"{name}.pt", "--metrics", d / f"{name}.json",
-                     "--timing", d / f"{name}_t.json", "--figure", d / f"{name}.png",
-                     "--params", params)
+        res = invoke(
+            name,
+            "--train",
+            d / "train.pt",
+            "--test",
+            d / "test.pt",
+            "--out",
+            d / f"{name}.pt",
+            "--metrics",
+            d / f"{name}.json",
+            "--timing",
+            d / f"{name}_t.json",
+            "--figure",
+            d / f"{name}.png",
+            "--params",
+            params,
+        )
         assert res.exit_code == 0, res.output
         metrics = json.loads((d / f"{name}.json").read_text())
         assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["epochs"] == 1
@@ -56,9 +78,20 @@ def test_bad_params_exit_2_and_touch_nothing(tmp_path, tiny_params):
     tiny_params["baseline"]["train"]["epochz"] = 3
     params = write_params(tmp_path, tiny_params)
     out = tmp_path / "out"
-    res = runner.invoke(app, ["prepare", "--train-out", str(out / "a.pt"), "--test-out",
-                              str(out / "b.pt"), "--metrics", str(out / "m.json"),
-                              "--params", params])
+    res = runner.invoke(
+        app,
+        [
+            "prepare",
+            "--train-out",
+            str(out / "a.pt"),
+            "--test-out",
+            str(out / "b.pt"),
+            "--metrics",
+            str(out / "m.json"),
+            "--params",
+            params,
+        ],
+    )
     assert res.exit_code == 2
     assert "baseline.train.epochz: unknown key" in res.output
     assert len(res.output.strip().splitlines()) == 1
@@ -75,9 +108,20 @@ def test_params_check_command(tmp_path, tiny_params):
 def test_missing_dataset_message(tmp_path, tiny_params):
     tiny_params["data"].update(name="cifar10", root=str(tmp_path / "raw"), channels=3)
     (tmp_path / "raw").mkdir()
-    res = runner.invoke(app, ["prepare", "--train-out", str(tmp_path / "a.pt"), "--test-out",
-                              str(tmp_path / "b.pt"), "--metrics", str(tmp_path / "m.json"),
-                              "--params", write_params(tmp_path, tiny_params)])
+    res = runner.invoke(
+        app,
+        [
+            "prepare",
+            "--train-out",
+            str(tmp_path / "a.pt"),
+            "--test-out",
+            str(tmp_path / "b.pt"),
+            "--metrics",
+            str(tmp_path / "m.json"),
+            "--params",
+            write_params(tmp_path, tiny_params),
+        ],
+    )
     assert res.exit_code == 1
     assert "dataset 'cifar10' not found: expected data_batch_1" in res.output
     assert not (tmp_path / "a.pt").exists()
@@ -89,10 +133,26 @@ def test_cuda_on_cpu_machine_is_refused(prepared, tiny_params, tmp_path):
     _, d = prepared
     tiny_params["runtime"]["device"] = "cuda"
     params = write_params(tmp_path, tiny_params)
-    res = runner.invoke(app, ["judge", "--train", str(d / "train.pt"), "--test",
-                              str(d / "test.pt"), "--out", str(d / "j.pt"), "--metrics",
-                              str(d / "j.json"), "--timing", str(d / "jt.json"), "--figure",
-                              str(d / "j.png"), "--params", params])
+    res = runner.invoke(
+        app,
+        [
+            "judge",
+            "--train",
+            str(d / "train.pt"),
+            "--test",
+            str(d / "test.pt"),
+            "--out",
+            str(d / "j.pt"),
+            "--metrics",
+            str(d / "j.json"),
+            "--timing",
+            str(d / "jt.json"),
+            "--figure",
+            str(d / "j.png"),
+            "--params",
+            params,
+        ],
+    )
     assert res.exit_code == 2 and "CUDA is not available" in res.output
     assert not (d / "j.pt").exists()
 
@@ -110,4 +170,6 @@ def test_profile_apply_and_overrides(tmp_path, real_params):
 
 def test_where_lists_reports(tmp_path):
     res = invoke("where")
-    assert res.exit_code == 0 and "reports/metrics/r0.json" in res.output and "mlflow ui" in res.output
+    assert (
+        res.exit_code == 0 and "reports/metrics/r0.json" in res.output and "mlflow ui" in res.output
+    )

@@ -10,8 +10,11 @@ from pipeline.tracking import Tracker, TrackingConfig, flatten
 
 
 def test_flatten():
-    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {"a.b": "1", "a.c": "[1, 2]",
-                                                                 "d": "None"}
+    assert flatten({"a": {"b": 1, "c": [1, 2]}, "d": None}) == {
+        "a.b": "1",
+        "a.c": "[1, 2]",
+        "d": "None",
+    }
 
 
 def test_run_is_logged_with_params_metrics_tags(tmp_path):
@@ -21,8 +24,9 @@ def test_run_is_logged_with_params_metrics_tags(tmp_path):
     cfg = TrackingConfig(uri=uri, experiment="t", system_metrics=False)
     art = tmp_path / "a.txt"
     art.write_text("x")
-    with Tracker(cfg, root=tmp_path, run_name="r", tags={"round": "r1"},
-                 params={"baseline": {"lr": 0.1}}) as run:
+    with Tracker(
+        cfg, root=tmp_path, run_name="r", tags={"round": "r1"}, params={"baseline": {"lr": 0.1}}
+    ) as run:
         run.log_history([{"loss": 2.0}, {"loss": 1.0}])
         run.log_metrics({"acc": 0.5})
         run.log_artifact(art)
@@ -60,7 +64,8 @@ def test_unreachable_store_warns_and_goes_on(kind, tmp_path, caplog, monkeypatch
 
 def test_disabled_tracking_is_silent(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
-        with Tracker(TrackingConfig(enabled=False), root=tmp_path, run_name="r", tags={},
-                     params={}) as run:
+        with Tracker(
+            TrackingConfig(enabled=False), root=tmp_path, run_name="r", tags={}, params={}
+        ) as run:
             run.log_metrics({"x": 1.0})
     assert "MLflow" not in caplog.text

@@ -73,12 +73,22 @@ def test_resume_after_interruption_equals_uninterrupted(tiny_data, tmp_path):
             raise KeyboardInterrupt  # stands in for a kill after epoch 1's checkpoint
 
     with pytest.raises(KeyboardInterrupt):
-        train_classifier(fresh(), tiny_data, cfg, device=CPU, seed=2, where="x",
-                         resume_path=resume, fingerprint="f", on_epoch=crash)
+        train_classifier(
+            fresh(),
+            tiny_data,
+            cfg,
+            device=CPU,
+            seed=2,
+            where="x",
+            resume_path=resume,
+            fingerprint="f",
+            on_epoch=crash,
+        )
     assert resume.is_file()
     resumed = fresh(seed=99)  # different init: the resume state must override it
-    history = train_classifier(resumed, tiny_data, cfg, device=CPU, seed=2, where="x",
-                               resume_path=resume, fingerprint="f")
+    history = train_classifier(
+        resumed, tiny_data, cfg, device=CPU, seed=2, where="x", resume_path=resume, fingerprint="f"
+    )
     assert len(history) == 3 and not resume.exists()
     for pa, pb in zip(ref.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(pa, pb)
@@ -88,8 +98,16 @@ def test_resume_state_from_other_params_is_ignored(tiny_data, tmp_path):
     cfg = TrainConfig(epochs=2, batch_size=16, lr=0.01)
     resume = tmp_path / "r.pt"
     torch.save({"fingerprint": "other", "epoch": 1}, resume)
-    history = train_classifier(fresh(), tiny_data, cfg, device=CPU, seed=0, where="x",
-                               resume_path=resume, fingerprint="mine")
+    history = train_classifier(
+        fresh(),
+        tiny_data,
+        cfg,
+        device=CPU,
+        seed=0,
+        where="x",
+        resume_path=resume,
+        fingerprint="mine",
+    )
     assert len(history) == 2
 
 
@@ -99,7 +117,9 @@ def test_nan_loss_stops_with_where_and_value(tiny_data):
     with torch.no_grad():
         model.head.weight.fill_(float("nan"))
     cfg = TrainConfig(epochs=1, batch_size=16, lr=0.01)
-    with pytest.raises(NumericalError, match=r"r7: training loss at epoch 1, step 0: non-finite value nan"):
+    with pytest.raises(
+        NumericalError, match=r"r7: training loss at epoch 1, step 0: non-finite value nan"
+    ):
         train_classifier(model, bad, cfg, device=CPU, seed=0, where="r7")
 
 
@@ -109,8 +129,16 @@ def test_fake_losses_run_and_push_fakes_away(tiny_data, mode):
     model = fresh(num_outputs=k + 1 if mode == "extra_class" else k)
     fakes = Fakes(torch.rand(30, 1, 8, 8) * 2 - 1, torch.tensor([True, False] * 15))
     cfg = TrainConfig(epochs=30, batch_size=16, lr=0.01, mixup_alpha=0.0)
-    train_classifier(model, tiny_data, cfg, device=CPU, seed=0, where="f", fakes=fakes,
-                     fake_loss=FakeLoss(mode, 1.0, k))
+    train_classifier(
+        model,
+        tiny_data,
+        cfg,
+        device=CPU,
+        seed=0,
+        where="f",
+        fakes=fakes,
+        fake_loss=FakeLoss(mode, 1.0, k),
+    )
     with torch.no_grad():
         real_logits, fake_logits = model(tiny_data.float_images()), model(fakes.images)
     if mode == "extra_class":

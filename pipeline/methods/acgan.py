@@ -1,0 +1,296 @@
+"""AC-GAN (Odena, Olah, Shlens, ICML 2017): a class-conditional GAN with an auxiliary classifier.
+
+G(z, c) takes noise and a one-hot class; D has two heads, source (real/fake) and class. With
+    L_S = E log P(S=real | x_real) + E log P(S=fake | x_fake)
+    L_C = E log P(C=c | x_real) + E log P(C=c | x_fake)
+D maximises L_S + L_C and G maximises L_C - L_S (paper, eqs. 2-3). `generator_loss` chooses how
+G's "- L_S" is optimised: "minimax" is the paper's literal objective (minimise
+E log P(S=fake | x_fake)); "non_saturating" (default) maximises E log P(S=real | x_fake) instead,
+Goodfellow et al.'s fix for vanishing gradients that the AC-GAN reference code also uses.
+
+Architectures: "small" (default) for 16x16 digits; "paper" is the paper's CIFAR-10 network
+(appendix: G linear from z + one-hot to 384 x 4 x 4, transposed 5x5 convolutions 192, 96, C with
+BN + ReLU and a tanh output; D six 3x3 convolutions 16..512 maps, strides 2,1,2,1,2,1, LeakyReLU
+0.2, dropout 0.5, BN on all but the first), for image sizes 8 * 2^n.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from pipeline.config import ConfigError
+from pipeline.methods.common import class_labels, device_of
+from pipeline.train import check_finite
+
+Arch = Literal["small", "paper"]
+GeneratorLoss = Literal["non_saturating", "minimax"]
+
+
+@dataclass(frozen=True)
+class ACGANConfig:
+    arch: Arch = "small"
+    z_dim: int = 64  # paper (CIFAR-10): 100 noise dims + 10 one-hot = 110 inputs
+    width: int = 16  # small arch: base channel count (paper arch ignores it)
+    epochs: int = 60
+    batch_size: int = 100  # paper: 100
+    lr: float = 0.001  # paper: Adam 2e-4; 5x for the short digits run (params.yaml says why)
+    beta1: float = 0.5  # paper: 0.5
+    beta2: float = 0.999
+    dropout: float = 0.5  # paper: dropout 0.5 in D
+    generator_loss: GeneratorLoss = "non_saturating"
+    samples_per_class: int = 20
+
+    def validate(self) -> None:
+        if self.z_dim < 1 or self.width < 1 or self.epochs < 1:
+            raise ConfigError("z_dim: width and epochs must be at least 1")
+        if self.batch_size < 2:
+            raise ConfigError("batch_size: must be at least 2")
+        if self.lr <= 0 or not 0 <= self.beta1 < 1 or not 0 <= self.beta2 < 1:
+            raise ConfigError("lr: must be positive, beta1 and beta2 in [0, 1)")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError("dropout: must be in [0, 1)")
+        if self.samples_per_class < 1:
+            raise ConfigError("samples_per_class: must be at least 1")
+
+
+def _levels(image_size: int, start: int) -> int:
+    """Number of x2 upsamplings from `start` to image_size; refuses sizes that are not start*2^n."""
+    n, size = 0, start
+    while size < image_size:
+        size, n = size * 2, n + 1
+    if size != image_size:
+        raise ConfigError(f"acgan: image size {image_size} must be {start} * 2^n for this arch")
+    return n
+
+
+class Generator(nn.Module):
+    """G(z (B, z_dim), y (B,)) -> images (B, C, S, S) in [-1, 1]."""
+
+    def __init__(
+        self, z_dim: int, num_classes: int, channels: int, image_size: int, arch: Arch, width: int
+    ):
+        super().__init__()
+        self.num_classes = num_classes
+        if arch == "paper":
+            start, chans = image_size // 8, [384, 192, 96]  # three stride-2 layers
+            if _levels(image_size, max(start, 1)) != 3:
+                raise ConfigError("acgan: the paper arch needs image size 8 * 2^n >= 8")
+            kernel, pad, out_pad = 5, 2, 1
+        else:
+            n = _levels(image_size, 4)
+            start, chans = 4, [width * 2**i for i in range(n, -1, -1)]
+            kernel, pad, out_pad = 4, 1, 0
+        self.start, self.c0 = start, chans[0]
+        self.fc = nn.Sequential(
+            nn.Linear(z_dim + num_classes, chans[0] * start * start),
+            nn.BatchNorm1d(chans[0] * start * start),
+            nn.ReLU(),
+        )
+        layers: list[nn.Module] = []
+        for cin, cout in zip(chans[:-1], chans[1:], strict=True):
+            layers += [
+                nn.ConvTranspose2d(cin, cout, kernel, 2, pad, output_padding=out_pad),
+                nn.BatchNorm2d(cout),
+                nn.ReLU(),
+            ]
+        if arch == "paper":  # the last transposed convolution outputs the image directly
+            layers += [
+                nn.ConvTranspose2d(chans[-1], channels, kernel, 2, pad, output_padding=out_pad),
+                nn.Tanh(),
+            ]
+        else:
+            layers += [nn.Conv2d(chans[-1], channels, 3, padding=1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([z, F.one_hot(y, self.num_classes).float()], dim=1)  # (B, z_dim + K)
+        h = self.fc(h).view(-1, self.c0, self.start, self.start)  # (B, c0, s, s)
+        return self.net(h)  # (B, C, S, S)
+
+
+class Discriminator(nn.Module):
+    """D(x) -> (source logit (B,), class logits (B, K)): one trunk, two linear heads."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        channels: int,
+        image_size: int,
+        arch: Arch,
+        width: int,
+        dropout: float,
+    ):
+        super().__init__()
+        if arch == "paper":
+            spec = list(zip([16, 32, 64, 128, 256, 512], [2, 1, 2, 1, 2, 1], strict=True))
+        else:
+            n = _levels(image_size, 4)
+            spec = [(width * 2**i, 2) for i in range(n)] + [(width * 2**n, 1)]
+        layers: list[nn.Module] = []
+        cin = channels
+        for i, (cout, stride) in enumerate(spec):
+            layers += [nn.Conv2d(cin, cout, 3, stride, 1)]
+            if i > 0:
+                layers += [nn.BatchNorm2d(cout)]
+            layers += [nn.LeakyReLU(0.2), nn.Dropout(dropout)]
+            cin = cout
+        self.trunk = nn.Sequential(*layers, nn.Flatten())
+        with torch.no_grad():
+            feat = self.trunk(torch.zeros(2, channels, image_size, image_size)).shape[1]
+        self.source = nn.Linear(feat, 1)
+        self.classes = nn.Linear(feat, num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.trunk(x)  # (B, F)
+        return self.source(h).squeeze(1), self.classes(h)
+
+
+def model_args(num_classes: int, channels: int, image_size: int, cfg: ACGANConfig) -> dict:
+    """Everything needed to rebuild G and D; stored in the checkpoint."""
+    return {
+        "z_dim": cfg.z_dim,
+        "num_classes": num_classes,
+        "channels": channels,
+        "image_size": image_size,
+        "arch": cfg.arch,
+        "width": cfg.width,
+        "dropout": cfg.dropout,
+    }
+
+
+def build(args: dict) -> tuple[Generator, Discriminator]:
+    a = dict(args)
+    g = Generator(
+        a["z_dim"], a["num_classes"], a["channels"], a["image_size"], a["arch"], a["width"]
+    )
+    d = Discriminator(
+        a["num_classes"], a["channels"], a["image_size"], a["arch"], a["width"], a["dropout"]
+    )
+    return g, d
+
+
+# ---------------------------------------------------------------- losses (paper, eqs. 2-3)
+
+
+def discriminator_loss(
+    src_real: torch.Tensor,
+    cls_real: torch.Tensor,
+    y_real: torch.Tensor,
+    src_fake: torch.Tensor,
+    cls_fake: torch.Tensor,
+    y_fake: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """-(L_S + L_C) as batch means; source logits (B,) (real = 1), class logits (B, K)."""
+    l_s = -(
+        F.binary_cross_entropy_with_logits(src_real, torch.ones_like(src_real))
+        + F.binary_cross_entropy_with_logits(src_fake, torch.zeros_like(src_fake))
+    )
+    l_c = -(F.cross_entropy(cls_real, y_real) + F.cross_entropy(cls_fake, y_fake))
+    return -(l_s + l_c), {"d_L_S": float(l_s.detach()), "d_L_C": float(l_c.detach())}
+
+
+def generator_loss(
+    src_fake: torch.Tensor, cls_fake: torch.Tensor, y_fake: torch.Tensor, mode: GeneratorLoss
+) -> torch.Tensor:
+    """G minimises -(L_C - L_S) restricted to the terms that depend on G (the fake ones)."""
+    log_p_class = -F.cross_entropy(cls_fake, y_fake)  # E log P(C=c | x_fake)
+    if mode == "minimax":
+        log_p_fake = -F.binary_cross_entropy_with_logits(src_fake, torch.zeros_like(src_fake))
+        return -(log_p_class - log_p_fake)  # maximise L_C - L_S literally
+    log_p_real = -F.binary_cross_entropy_with_logits(src_fake, torch.ones_like(src_fake))
+    return -(log_p_class + log_p_real)
+
+
+# ---------------------------------------------------------------- training and sampling
+
+
+def train(
+    generator: Generator,
+    discriminator: Discriminator,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    cfg: ACGANConfig,
+    gen: torch.Generator,
+    on_epoch=None,
+    progress: bool = True,
+) -> list[dict[str, float]]:
+    """Alternate one D step and one G step per batch; returns per-epoch mean losses.
+
+    images (N, C, H, W) in [-1, 1], labels (N,). Fake classes are drawn uniformly. Dropout uses the
+    global torch RNG: the caller seeds it for bit-identical reruns.
+    """
+    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    k, dev = generator.num_classes, device_of(generator)
+    steps = max(1, len(images) // cfg.batch_size)
+    history = []
+    bar = tqdm(range(cfg.epochs), desc="acgan", unit="epoch", leave=False, disable=not progress)
+    for epoch in bar:
+        generator.train()
+        discriminator.train()
+        sums: dict[str, float] = {}
+        perm = torch.randperm(len(images), generator=gen)
+        for step in range(steps):
+            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            x_real, y_real = images[idx].to(dev), labels[idx].to(dev)
+            b = len(idx)
+            z = torch.randn(b, generator.fc[0].in_features - k, generator=gen).to(dev)
+            y_fake = torch.randint(k, (b,), generator=gen).to(dev)
+            x_fake = generator(z, y_fake)  # (B, C, H, W)
+
+            src_r, cls_r = discriminator(x_real)
+            src_f, cls_f = discriminator(x_fake.detach())
+            d_loss, d_terms = discriminator_loss(src_r, cls_r, y_real, src_f, cls_f, y_fake)
+            check_finite(d_loss.detach(), f"acgan: D loss at epoch {epoch + 1}, step {step}")
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+
+            src_f, cls_f = discriminator(x_fake)
+            g_loss = generator_loss(src_f, cls_f, y_fake, cfg.generator_loss)
+            check_finite(g_loss.detach(), f"acgan: G loss at epoch {epoch + 1}, step {step}")
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+
+            with torch.no_grad():
+                acc_real = float((cls_r.argmax(1) == y_real).float().mean())
+                acc_fake = float((cls_f.argmax(1) == y_fake).float().mean())
+            row = {
+                "d_loss": float(d_loss.detach()),
+                "g_loss": float(g_loss.detach()),
+                **d_terms,
+                "d_class_acc_real": acc_real,
+                "d_class_acc_fake": acc_fake,
+                "d_p_real_on_fake": float(torch.sigmoid(src_f.detach()).mean()),
+            }
+            for key, v in row.items():
+                sums[key] = sums.get(key, 0.0) + v
+        row = {key: v / steps for key, v in sums.items()}
+        history.append(row)
+        bar.set_postfix({"d": f"{row['d_loss']:.3f}", "g": f"{row['g_loss']:.3f}"})
+        if on_epoch is not None:
+            on_epoch(epoch, row)
+    generator.eval()
+    discriminator.eval()
+    return history
+
+
+@torch.no_grad()
+def sample(
+    generator: Generator, per_class: int, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`per_class` images per class (K * n, C, H, W) in [-1, 1] and labels, grouped by class."""
+    generator.eval()
+    labels = class_labels(generator.num_classes, per_class)
+    z = torch.randn(
+        len(labels), generator.fc[0].in_features - generator.num_classes, generator=gen
+    )  # (N, z_dim)
+    dev = device_of(generator)
+    return generator(z.to(dev), labels.to(dev)).cpu(), labels

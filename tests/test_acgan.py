@@ -1,0 +1,135 @@
+"""AC-GAN: the paper's losses on a hand-computed case, architectures, training, sampling."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pipeline.config import ConfigError
+from pipeline.methods import acgan
+
+LOG3 = math.log(3.0)
+
+
+def test_discriminator_loss_hand_computed():
+    # P(S=real|x_real) = sigmoid(0) = 1/2; P(S=fake|x_fake) = 1 - sigmoid(0) = 1/2
+    # P(C=0|x_real) = softmax([0, 0])_0 = 1/2; P(C=0|x_fake) = softmax([log 3, 0])_0 = 3/4
+    src_real, src_fake = torch.tensor([0.0]), torch.tensor([0.0])
+    cls_real, cls_fake = torch.tensor([[0.0, 0.0]]), torch.tensor([[LOG3, 0.0]])
+    y = torch.tensor([0])
+    loss, terms = acgan.discriminator_loss(src_real, cls_real, y, src_fake, cls_fake, y)
+    l_s = math.log(0.5) + math.log(0.5)
+    l_c = math.log(0.5) + math.log(0.75)
+    assert terms["d_L_S"] == pytest.approx(l_s)
+    assert terms["d_L_C"] == pytest.approx(l_c)
+    assert float(loss) == pytest.approx(-(l_s + l_c))  # D maximises L_S + L_C
+
+
+def test_generator_loss_hand_computed():
+    # sigmoid(log 3) = 3/4 = P(S=real|x_fake); P(C=0|x_fake) = 3/4
+    src_fake, cls_fake, y = torch.tensor([LOG3]), torch.tensor([[LOG3, 0.0]]), torch.tensor([0])
+    ns = acgan.generator_loss(src_fake, cls_fake, y, "non_saturating")
+    mm = acgan.generator_loss(src_fake, cls_fake, y, "minimax")
+    assert float(ns) == pytest.approx(-(math.log(0.75) + math.log(0.75)))
+    # minimax: G maximises L_C - L_S = log 3/4 - log P(S=fake|x_fake) = log 3/4 - log 1/4
+    assert float(mm) == pytest.approx(-(math.log(0.75) - math.log(0.25)))
+
+
+def test_generator_loss_rewards_fooling_the_source_head():
+    cls_fake, y = torch.tensor([[1.0, 0.0]]), torch.tensor([0])
+    for mode in ("non_saturating", "minimax"):
+        fooled = acgan.generator_loss(torch.tensor([3.0]), cls_fake, y, mode)
+        caught = acgan.generator_loss(torch.tensor([-3.0]), cls_fake, y, mode)
+        assert fooled < caught
+
+
+@pytest.mark.parametrize(
+    "arch,channels,size", [("small", 1, 8), ("small", 1, 16), ("paper", 3, 32)]
+)
+def test_shapes(arch, channels, size):
+    cfg = acgan.ACGANConfig(arch=arch, width=4, z_dim=10)
+    g, d = acgan.build(acgan.model_args(10, channels, size, cfg))
+    x = g(torch.randn(2, 10), torch.tensor([0, 9]))
+    assert x.shape == (2, channels, size, size)
+    assert x.min() >= -1 and x.max() <= 1
+    src, cls = d(x)
+    assert src.shape == (2,) and cls.shape == (2, 10)
+
+
+def test_paper_arch_matches_the_paper():
+    g, d = acgan.build(acgan.model_args(10, 3, 32, acgan.ACGANConfig(arch="paper", z_dim=100)))
+    assert g.fc[0].in_features == 110  # 100 noise + 10 one-hot
+    convs = [m for m in d.trunk if isinstance(m, torch.nn.Conv2d)]
+    assert [m.out_channels for m in convs] == [16, 32, 64, 128, 256, 512]
+    assert [m.stride[0] for m in convs] == [2, 1, 2, 1, 2, 1]
+
+
+def test_refuses_image_size_it_cannot_build():
+    with pytest.raises(ConfigError, match="image size 12"):
+        acgan.build(acgan.model_args(3, 1, 12, acgan.ACGANConfig()))
+
+
+def _train_and_sample(data, seed):
+    cfg = acgan.ACGANConfig(width=4, z_dim=8, epochs=2, batch_size=20)
+    torch.manual_seed(seed)
+    g, d = acgan.build(acgan.model_args(3, 1, 8, cfg))
+    history = acgan.train(
+        g,
+        d,
+        data.float_images(),
+        data.labels,
+        cfg,
+        torch.Generator().manual_seed(seed),
+        progress=False,
+    )
+    x, y = acgan.sample(g, 4, torch.Generator().manual_seed(seed))
+    return history, x, y
+
+
+def test_train_and_sample(tiny_data):
+    history, x, y = _train_and_sample(tiny_data, 0)
+    assert len(history) == 2
+    assert all(math.isfinite(v) for row in history for v in row.values())
+    assert x.shape == (12, 1, 8, 8) and x.min() >= -1 and x.max() <= 1
+    assert y.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+
+
+def test_same_seed_same_samples(tiny_data):
+    h1, x1, _ = _train_and_sample(tiny_data, 3)
+    h2, x2, _ = _train_and_sample(tiny_data, 3)
+    assert h1 == h2 and torch.equal(x1, x2)
+
+
+def test_stages_write_the_evaluation_contract(tiny_params, tiny_data, tmp_path):
+    import json
+
+    from pipeline.checkpoint import read_checkpoint
+    from pipeline.data import save_image_set
+    from pipeline.params import parse_params
+    from pipeline.samples import load_samples
+    from stages.acgan import run_sample, run_train
+
+    tiny_params["tracking"]["enabled"] = False
+    params = parse_params(tiny_params)
+    save_image_set(tiny_data, tmp_path / "train.pt")
+    run_train(
+        params,
+        tmp_path / "train.pt",
+        tmp_path / "acgan.pt",
+        tmp_path / "tm.json",
+        tmp_path / "tt.json",
+        tmp_path / "curves.png",
+    )
+    payload = read_checkpoint(tmp_path / "acgan.pt")
+    assert payload["model_args"]["image_size"] == 8 and "discriminator_state" in payload
+    assert "train_seconds" not in json.dumps(payload["history"])  # no timings in checkpoints
+    outs = [tmp_path / n for n in ("a.pt", "m.json", "t.json", "grid.png")]
+    run_sample(params, tmp_path / "acgan.pt", tmp_path / "train.pt", tmp_path / "tt.json", *outs)
+    first = load_samples(outs[0])
+    assert first.method == "acgan" and first.images.shape == (9, 1, 8, 8)
+    timing = json.loads(outs[2].read_text())
+    assert timing["seconds_per_sample"] > 0 and timing["train_seconds"] > 0
+    run_sample(params, tmp_path / "acgan.pt", tmp_path / "train.pt", None, *outs)
+    assert torch.equal(load_samples(outs[0]).images, first.images)  # reruns are bit-identical

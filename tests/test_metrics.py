@@ -1,0 +1,328 @@
+"""pipeline.metrics: judge-based FID/KID/IS/PR via torch-fidelity, discriminability, diversity,
+interpolation error. Offline: every test here runs with network connections refused."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+import torch
+import torch_fidelity
+from conftest import make_image_set
+
+from pipeline import metrics as M
+from pipeline.checkpoint import save_checkpoint
+from pipeline.config import ConfigError
+from pipeline.models import ModelConfig, build_model, model_args
+from pipeline.params import parse_params
+from pipeline.samples import SampleSet, hard_targets
+from pipeline.train import TrainConfig, train_classifier
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    connect = socket.socket.connect
+
+    def refuse(sock, address, *args, **kwargs):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):  # local IPC sockets stay allowed
+            raise RuntimeError(f"network access to {address} attempted in an offline test")
+        return connect(sock, address, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_image_set(n_per_class=20, classes=3, size=8, seed=0)
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return make_image_set(n_per_class=30, classes=3, size=8, seed=1)
+
+
+def _judge(data, epochs: int):
+    torch.manual_seed(0)
+    args = model_args(ModelConfig(arch="judge_cnn", width=6), in_channels=1, num_outputs=3)
+    model = build_model(args)
+    cfg = TrainConfig(epochs=epochs, batch_size=20, lr=0.01, mixup_alpha=0.0)
+    if epochs:
+        train_classifier(model, data, cfg, device=torch.device("cpu"), seed=0, where="test")
+    return model.eval(), args
+
+
+@pytest.fixture(scope="module")
+def judge_path(tmp_path_factory, data):
+    """A judge trained to near-perfect accuracy on the separable synthetic classes."""
+    model, args = _judge(data, epochs=15)
+    path = tmp_path_factory.mktemp("judge") / "judge.pt"
+    save_checkpoint(path, model, args, {})
+    return path
+
+
+CFG = M.EvalConfig(
+    num_samples=1000,
+    batch_size=16,
+    kid_subsets=10,
+    kid_subset_size=20,
+    isc_splits=1,
+    diversity_pairs=10,
+)
+
+
+def _with_head(path, tmp_path, scale: float):
+    """A copy of the judge checkpoint with head weights and bias multiplied by `scale`."""
+    payload = torch.load(path, weights_only=True)
+    model = build_model(payload["model_args"])
+    model.load_state_dict(payload["state_dict"])
+    with torch.no_grad():
+        model.head.weight.mul_(scale)
+        model.head.bias.mul_(scale)
+    out = tmp_path / f"judge_x{scale}.pt"
+    save_checkpoint(out, model, payload["model_args"], {})
+    return out, model.eval()
+
+
+# ----------------------------------------------------------------- FID / KID / IS / PR
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_grows_with_a_shift(judge_path, data):
+    same = M.judge_fidelity(data.images, data.images, judge_path, CFG, cuda=False)
+    assert abs(same[M.JUDGE_FID]) < 1e-3
+    assert same[M.PRECISION] == 1.0 and same[M.RECALL] == 1.0
+    shifted = (data.images.int() + 60).clamp(0, 255).to(torch.uint8)
+    moved = M.judge_fidelity(shifted, data.images, judge_path, CFG, cuda=False)
+    assert moved[M.JUDGE_FID] > 0.05
+    assert moved[M.JUDGE_FID] > 100 * abs(same[M.JUDGE_FID])
+    assert moved[M.JUDGE_KID] > same[M.JUDGE_KID]
+
+
+def test_inception_score_is_one_for_uniform_predictions(judge_path, data, tmp_path):
+    uniform_path, model = _with_head(judge_path, tmp_path, 0.0)  # all logits 0: uniform softmax
+    out = M.judge_fidelity(data.images, data.images, uniform_path, CFG, cuda=False)
+    assert out[M.JUDGE_IS] == pytest.approx(1.0, abs=1e-9)
+
+
+def test_inception_score_is_about_k_for_confident_balanced_predictions(judge_path, data, tmp_path):
+    sharp_path, model = _with_head(judge_path, tmp_path, 50.0)
+    probs = M.judge_probabilities(model, data.images, 16)
+    assert M.discriminability(probs, data.labels) == 1.0  # balanced classes, all right
+    assert probs.max(1).values.min() > 0.999  # confident
+    out = M.judge_fidelity(data.images, data.images, sharp_path, CFG, cuda=False)
+    assert out[M.JUDGE_IS] == pytest.approx(3.0, abs=0.01)
+
+
+def test_judge_fid_equals_a_direct_torch_fidelity_call(judge_path, data, reference):
+    ours = M.judge_fidelity(data.images, reference.images, judge_path, CFG, cuda=False)
+    direct = torch_fidelity.calculate_metrics(
+        input1=M.ImageTensorDataset(data.images),
+        input2=M.ImageTensorDataset(reference.images),
+        fid=True,
+        feature_extractor=M.register_judge_extractor(),
+        feature_extractor_weights_path=str(judge_path),
+        cuda=False,
+        cache=False,
+        verbose=False,
+        save_cpu_ram=True,
+    )
+    assert ours[M.JUDGE_FID] == pytest.approx(direct[torch_fidelity.KEY_METRIC_FID], rel=1e-9)
+    assert ours[M.JUDGE_FID] > 0
+
+
+def test_fidelity_metrics_do_not_depend_on_batch_size(judge_path, data, reference):
+    small = M.judge_fidelity(
+        data.images,
+        reference.images,
+        judge_path,
+        M.EvalConfig(**{**CFG.__dict__, "batch_size": 7}),
+        cuda=False,
+    )
+    large = M.judge_fidelity(
+        data.images,
+        reference.images,
+        judge_path,
+        M.EvalConfig(**{**CFG.__dict__, "batch_size": 64}),
+        cuda=False,
+    )
+    for key in small:
+        assert small[key] == pytest.approx(large[key], rel=1e-4, abs=1e-6), key
+
+
+def test_a_retrained_judge_never_reuses_stale_statistics(judge_path, data, reference, tmp_path):
+    path = tmp_path / "judge.pt"
+    path.write_bytes(judge_path.read_bytes())
+    first = M.judge_fidelity(data.images, reference.images, path, CFG, cuda=False)
+    model, args = _judge(data, epochs=0)  # same file name, other weights
+    save_checkpoint(path, model, args, {})
+    second = M.judge_fidelity(data.images, reference.images, path, CFG, cuda=False)
+    assert first[M.JUDGE_FID] != pytest.approx(second[M.JUDGE_FID], rel=1e-3)
+
+
+def test_kid_subset_size_is_clipped_to_the_sample_count(judge_path, data, reference):
+    few = data.images[::6]  # 10 images, kid_subset_size 100
+    out = M.judge_fidelity(
+        few,
+        reference.images,
+        judge_path,
+        M.EvalConfig(kid_subset_size=100, kid_subsets=5),
+        cuda=False,
+    )
+    assert out[M.JUDGE_KID] is not None
+
+
+# ----------------------------------------------------------------- discriminability, interpolation
+
+
+def test_discriminability_counts_intended_classes():
+    probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4], [0.3, 0.7]], dtype=torch.float64)
+    assert M.discriminability(probs, torch.tensor([0, 1, 1, 1])) == 0.75
+
+
+def test_interpolation_error_is_zero_when_the_judge_follows_lambda_and_grows_otherwise():
+    targets = torch.tensor(
+        [[0.3, 0.7, 0.0], [0.0, 0.25, 0.75], [0.5, 0.0, 0.5], [1.0, 0.0, 0.0], [0.2, 0.3, 0.5]]
+    )  # one hard, one 3-class: ignored
+    rows, i, j, lam = M.two_class_mixtures(targets)
+    assert rows.tolist() == [0, 1, 2] and i.tolist() == [0, 1, 0] and j.tolist() == [1, 2, 2]
+    assert lam.tolist() == pytest.approx([0.3, 0.25, 0.5])
+    # probabilities proportional to the target (times 0.8, with 0.2 on a third class)
+    follows = torch.tensor(
+        [[0.24, 0.56, 0.2], [0.2, 0.2, 0.6], [0.4, 0.2, 0.4], [1.0, 0.0, 0.0], [0.3, 0.3, 0.4]],
+        dtype=torch.float64,
+    )
+    assert M.interpolation_error(follows, targets) == pytest.approx(0.0, abs=1e-6)
+    hard = torch.tensor(
+        [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1, 0, 0], [1, 0, 0]],
+        dtype=torch.float64,
+    )  # the judge always picks class i fully
+    assert M.interpolation_error(hard, targets) == pytest.approx((0.7 + 0.75 + 0.5) / 3)
+    assert M.interpolation_error(hard, hard_targets(torch.tensor([0, 1]), 3)) is None
+
+
+# ----------------------------------------------------------------- diversity
+
+
+def test_msssim_of_an_image_with_itself_is_one_and_lower_for_other_images(data):
+    for size in (8, 16, 32):
+        imgs = make_image_set(n_per_class=4, classes=2, size=size, seed=3).images
+        same = M.msssim_pairs(imgs, imgs)
+        assert same.tolist() == pytest.approx([1.0] * len(imgs), abs=1e-6)
+        other = M.msssim_pairs(imgs, imgs.flip(0))
+        assert (other < 0.999).all()
+
+
+def test_msssim_upsampling_makes_small_images_valid_for_pytorch_msssim():
+    limit = (M.MSSSIM_WINDOW - 1) * 2**M.MSSSIM_DOWNSAMPLINGS
+    for side in (4, 8, 16, 32, 64, 200):
+        factor = M.msssim_upsample_factor(side)
+        assert side * factor > limit
+        assert factor == 1 or side * (factor - 1) <= limit  # the smallest such factor
+    assert M.msssim_upsample_factor(16) == 3
+
+
+def test_msssim_pairs_do_not_depend_on_batch_size(data):
+    a, b = data.images[:30], data.images[30:]
+    assert M.msssim_pairs(a, b, 4).tolist() == pytest.approx(
+        M.msssim_pairs(a, b, 64).tolist(), abs=1e-9
+    )
+
+
+def test_same_class_pairs_are_distinct_and_same_class():
+    labels = torch.tensor([0, 0, 1, 1, 1, 2])  # class 2 has one member: no pairs
+    pairs = M.same_class_pairs(labels, 20, torch.Generator().manual_seed(0))
+    assert set(pairs) == {0, 1}
+    for cls, (a, b) in pairs.items():
+        assert (a != b).all() and (labels[a] == cls).all() and (labels[b] == cls).all()
+
+
+def test_diversity_summary_uses_the_least_diverse_real_class_as_threshold():
+    out = M.diversity_summary({0: 0.2, 1: 0.5, 2: 0.7}, {0: 0.3, 1: 0.6})
+    assert out[M.DIVERSITY_THRESHOLD] == 0.6
+    assert out[M.DIVERSITY] == pytest.approx(1.4 / 3)
+    assert out[M.DIVERSE_FRACTION] == pytest.approx(2 / 3)
+    assert M.diversity_summary({}, {0: 0.3})[M.DIVERSITY] is None
+
+
+# ----------------------------------------------------------------- the whole evaluation
+
+
+def _soft_samples(data, n: int, seed: int) -> SampleSet:
+    gen = torch.Generator().manual_seed(seed)
+    lam = torch.rand(n, generator=gen)
+    i = torch.randint(0, 3, (n,), generator=gen)
+    j = (i + 1) % 3
+    targets = torch.zeros(n, 3)
+    targets[torch.arange(n), i] = lam
+    targets[torch.arange(n), j] = 1 - lam
+    imgs = data.images[torch.randint(0, len(data), (n,), generator=gen)]
+    return SampleSet(imgs, targets, "test", data.class_names)
+
+
+def test_evaluate_samples_splits_hard_and_soft_and_records_inception_as_not_computed(
+    judge_path, data, reference
+):
+    from pipeline.checkpoint import load_classifier
+
+    judge, _ = load_classifier(judge_path)
+    hard = M.real_as_samples(data, "test")
+    soft = _soft_samples(data, 12, 0)
+    both = SampleSet(
+        torch.cat([hard.images, soft.images]),
+        torch.cat([hard.targets, soft.targets]),
+        "test",
+        data.class_names,
+    )
+    out = M.evaluate_samples(both, reference, judge, judge_path, CFG)
+    assert out[M.NUM_HARD] == 60 and out[M.NUM_SOFT] == 12
+    assert out[M.DISCRIMINABILITY] == pytest.approx(1.0)
+    assert 0.0 <= out[M.INTERPOLATION_ERROR] <= 1.0
+    assert 0.0 < out[M.DIVERSITY] < 1.0 and out[M.DIVERSE_FRACTION] is not None
+    assert out[M.INCEPTION_FID] is None and out[M.INCEPTION_STATUS].startswith("not computed")
+    capped = M.evaluate_samples(
+        both, reference, judge, judge_path, M.EvalConfig(**{**CFG.__dict__, "num_samples": 10})
+    )
+    assert capped[M.NUM_HARD] == 10 and capped[M.NUM_SOFT] == 10
+    again = M.evaluate_samples(
+        both, reference, judge, judge_path, M.EvalConfig(**{**CFG.__dict__, "num_samples": 10})
+    )
+    assert again == capped  # same seed, same subset, same numbers
+
+
+def test_inception_is_not_computed_without_a_local_weights_file(tmp_path):
+    assert "null" in M.inception_unavailable(None)
+    assert "does not exist" in M.inception_unavailable(str(tmp_path / "missing.pth"))
+    (tmp_path / "w.pth").write_bytes(b"x")
+    assert M.inception_unavailable(str(tmp_path / "w.pth")) is None
+
+
+def test_cap_is_deterministic_sorted_and_complete_below_the_limit():
+    assert M.cap(5, 10, 0).tolist() == [0, 1, 2, 3, 4]
+    a, b = M.cap(100, 10, 3), M.cap(100, 10, 3)
+    assert a.tolist() == b.tolist() == sorted(a.tolist()) and len(set(a.tolist())) == 10
+
+
+# ----------------------------------------------------------------- parameters
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"num_samples": 1},
+        {"kid_subset_size": 1},
+        {"methods": ["a", "a"]},
+        {"methods": ["real"]},
+        {"methods": ["a/b"]},
+        {"prc_neighborhood": 0},
+    ],
+)
+def test_bad_eval_params_are_refused(real_params, bad):
+    p = {**real_params, "eval": {**real_params["eval"], **bad}}
+    with pytest.raises(ConfigError, match="eval"):
+        parse_params(p)
+
+
+def test_a_method_named_like_a_round_is_refused(real_params):
+    first_round = next(iter(real_params["rounds"]))
+    p = {**real_params, "eval": {**real_params["eval"], "methods": [first_round]}}
+    with pytest.raises(ConfigError, match="eval.methods"):
+        parse_params(p)
