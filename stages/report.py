@@ -13,6 +13,7 @@ from typing import Any
 
 import typer
 
+from pipeline import metrics as M
 from pipeline.data import DataError
 from pipeline.figures import save_round_lines
 from pipeline.io import atomic_write_text
@@ -51,11 +52,13 @@ def collect_entries(
         return Path(patterns[kind].format(name=name))
 
     def entry(name: str, kind: str, timing: Path | None, sampler: str | None) -> Entry:
-        figures = [path("grid", name)] + ([] if kind == "real" else [path("strips", name)])
+        metrics = _read_json(path("eval", name), required=True) or {}
+        has_soft = kind != "real" and (_number(metrics, M.NUM_SOFT) or 0) > 0
+        figures = [path("grid", name)] + ([path("strips", name)] if has_soft else [])
         return Entry(
             name=name,
             kind=kind,  # type: ignore[arg-type]
-            metrics=_read_json(path("eval", name), required=True) or {},
+            metrics=metrics,
             accuracy=None
             if kind == "real"
             else _number(
