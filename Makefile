@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 setup: $(STAMP)
 
 repro: $(STAMP)
-	@time $(BIN)/dvc repro
+	@start=$$(date +%s); $(BIN)/dvc repro && echo "dvc repro finished in $$(( $$(date +%s) - start )) s"
 	@$(BIN)/cgen where
 
 test: $(STAMP)
