@@ -123,9 +123,8 @@ def run_sample(
             timing_path=timing_path,
             timing={"sample_seconds": seconds} | read_train_seconds(train_timing),
             title=f"{NAME} ({payload['model_args']['arch']} arch)",
+            run=run,
         )
-        run.log_metrics(metrics | {"sample_seconds": seconds})
-        run.log_artifact(figure, "figures")
     return metrics
 
 

@@ -15,6 +15,7 @@ import torch
 from pipeline.data import to_uint8
 from pipeline.figures import save_grid
 from pipeline.samples import SampleSet, hard_targets, save_samples
+from pipeline.tracking import Tracker
 from stages.common import write_metrics
 
 GRID_COLUMNS = 10  # samples per class shown in the grid
@@ -41,8 +42,10 @@ def write_sample_outputs(
     timing_path: Path,
     timing: dict[str, float],
     title: str,
+    run: Tracker,
 ) -> SampleSet:
-    """Save float images (N, C, H, W) in [-1, 1] with hard targets `labels` as sample set `name`."""
+    """Save float images (N, C, H, W) in [-1, 1] with hard targets `labels` as sample set `name`,
+    and log its metrics and grid to the stage's MLflow run."""
     k = len(class_names)
     samples = SampleSet(to_uint8(images.cpu()), hard_targets(labels.cpu(), k), name, class_names)
     save_samples(samples, out)
@@ -54,4 +57,6 @@ def write_sample_outputs(
     write_metrics(
         timing_path, {"seconds_per_sample": timing["sample_seconds"] / len(samples), **timing}
     )
+    run.log_metrics(metrics | {"sample_seconds": timing["sample_seconds"]})
+    run.log_artifact(figure, "figures")
     return samples

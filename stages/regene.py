@@ -139,9 +139,8 @@ def run_sample(
             timing_path=timing_path,
             timing={"sample_seconds": seconds} | read_train_seconds(train_timing),
             title=f"{NAME}: convex combinations of {cfg.k} {cfg.round} latents",
+            run=run,
         )
-        run.log_metrics(metrics | {"sample_seconds": seconds})
-        run.log_artifact(figure, "figures")
     return metrics
 
 

@@ -60,9 +60,8 @@ def run_sgld(
             timing_path=timing_path,
             timing={"sample_seconds": seconds},
             title=f"{NAME}: JEM-style SGLD on {round_id} (step {cfg.step_size}, noise {cfg.noise})",
+            run=run,
         )
-        run.log_metrics(metrics | {"sample_seconds": seconds})
-        run.log_artifact(figure, "figures")
     return metrics
 
 

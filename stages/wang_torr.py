@@ -92,9 +92,8 @@ def run_wang_torr(
             timing_path=timing_path,
             timing={"sample_seconds": seconds},
             title=f"{name}: Wang & Torr on {round_id} ({components(cfg)})",
+            run=run,
         )
-        run.log_metrics(metrics | {"sample_seconds": seconds})
-        run.log_artifact(figure, "figures")
     return metrics
 
 
