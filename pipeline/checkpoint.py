@@ -51,8 +51,9 @@ def read_checkpoint(path: Path) -> dict:
 
 
 def check_args(path: Path, found: dict, expected: dict) -> None:
-    for key in sorted(set(found) | set(expected)):
-        if found.get(key) != expected.get(key):
+    """Refuse `found` model args that differ from `expected` in any key `expected` names."""
+    for key in sorted(expected):
+        if found.get(key) != expected[key]:
             raise CheckpointError(
                 f"{path}: made with {key}={found.get(key)!r} but the parameters say "
                 f"{key}={expected.get(key)!r}; rerun the stage that writes it (dvc repro)"
@@ -62,7 +63,10 @@ def check_args(path: Path, found: dict, expected: dict) -> None:
 def load_classifier(
     path: Path, expected_args: dict | None = None, device: str | torch.device = "cpu"
 ) -> tuple[Classifier, dict]:
-    """Rebuild a classifier from its checkpoint alone; returns (model in eval mode, payload)."""
+    """Rebuild a classifier from its checkpoint alone; returns (model in eval mode, payload).
+
+    `expected_args` (e.g. `dataclasses.asdict(params.baseline.model)`) may name only some keys:
+    a checkpoint that differs in one of them was made with other parameters and is refused."""
     payload = read_checkpoint(path)
     if expected_args is not None:
         check_args(path, payload["model_args"], expected_args)

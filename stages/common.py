@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -14,8 +15,9 @@ import typer
 
 from pipeline.checkpoint import CheckpointError
 from pipeline.config import ConfigError, to_dict
-from pipeline.data import DataError
+from pipeline.data import DataError, ImageSet
 from pipeline.io import atomic_write_json
+from pipeline.models import ModelConfig
 from pipeline.params import Params, load_params
 from pipeline.tracking import Tracker, stage_tags
 from pipeline.train import NumericalError
@@ -87,6 +89,12 @@ def tracker(
         params={k: to_dict(v) for k, v in run_params.items()},
         system_metrics=system_metrics,
     )
+
+
+def expected_model(model: ModelConfig, data: ImageSet) -> dict:
+    """Model args a checkpoint must have under the current parameters (`num_outputs` aside:
+    STIC rounds add a fake class), so a stale or foreign checkpoint is refused by key."""
+    return {**asdict(model), "in_channels": data.shape[0]}
 
 
 def write_metrics(path: Path, metrics: dict[str, Any]) -> None:

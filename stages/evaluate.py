@@ -12,14 +12,21 @@ import typer
 
 from pipeline import metrics as M
 from pipeline.checkpoint import load_classifier
-from pipeline.data import load_image_set
+from pipeline.data import DataError, load_image_set
 from pipeline.figures import save_grid, save_strips
 from pipeline.panels import class_rows, interpolation_strips
 from pipeline.params import Params
 from pipeline.runtime import configure
 from pipeline.samples import SampleSet, load_samples
 from stages.app import app
-from stages.common import PARAMS_OPTION, read_params, stage_command, tracker, write_metrics
+from stages.common import (
+    PARAMS_OPTION,
+    expected_model,
+    read_params,
+    stage_command,
+    tracker,
+    write_metrics,
+)
 
 GRID_PER_CLASS = 10  # samples per class in the grid
 STRIP_PAIRS = 4  # class pairs shown as interpolation strips
@@ -42,7 +49,9 @@ def run_evaluate(
     t0 = time.perf_counter()
     device = configure(params.runtime)
     train = load_image_set(train_path)
-    judge, _ = load_classifier(judge_path, device=device)
+    judge, _ = load_classifier(
+        judge_path, expected_args=expected_model(params.judge.model, train), device=device
+    )
     with tracker(params, f"evaluate_{name}", {"eval": params.eval}, device, round_id) as run:
         run.set_tags({"evaluated": name})
         metrics = M.evaluate_samples(samples, train, judge, judge_path, params.eval, device)
@@ -109,5 +118,12 @@ def evaluate_real(
 ) -> None:
     """The real-data floor: held-out test images evaluated as if they were samples."""
     params = read_params(params_file)
-    floor = M.real_as_samples(load_image_set(test))
+    held_out = load_image_set(test)
+    if len(held_out) < params.eval.num_samples:
+        raise DataError(
+            f"eval.num_samples is {params.eval.num_samples} but the held-out test split has "
+            f"{len(held_out)} images; the real-data floor must be measured at the same count as "
+            "the samples: lower eval.num_samples"
+        )
+    floor = M.real_as_samples(held_out)
     run_evaluate(params, floor, "real", train, judge, out, timing, grid, None)

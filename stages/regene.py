@@ -24,7 +24,14 @@ from pipeline.methods.common import embed_all, predict_real
 from pipeline.params import Params
 from pipeline.runtime import configure, derive_seed
 from stages.app import app
-from stages.common import PARAMS_OPTION, read_params, stage_command, tracker, write_metrics
+from stages.common import (
+    PARAMS_OPTION,
+    expected_model,
+    read_params,
+    stage_command,
+    tracker,
+    write_metrics,
+)
 from stages.generation import read_train_seconds, write_sample_outputs
 
 NAME = "regene"
@@ -44,7 +51,9 @@ def run_train(
     device = configure(params.runtime)
     cfg, seed = params.regene, params.runtime.seed
     train, test = load_image_set(train_path), load_image_set(test_path)
-    classifier, _ = load_classifier(classifier_path, device=device)
+    classifier, _ = load_classifier(
+        classifier_path, expected_args=expected_model(params.baseline.model, train), device=device
+    )
     c, h, _ = train.shape
     # what the decoder depends on (k, dirichlet_alpha, samples_per_class are read by sampling)
     config = {NAME: {k: getattr(cfg, k) for k in TRAIN_KEYS}, "seed": seed}
@@ -98,7 +107,9 @@ def run_sample(
     cfg = params.regene
     train = load_image_set(train_path)
     k = train.num_classes
-    classifier, _ = load_classifier(classifier_path, device=device)
+    classifier, _ = load_classifier(
+        classifier_path, expected_args=expected_model(params.baseline.model, train), device=device
+    )
     payload = read_checkpoint(decoder_path)
     decoder = regene.Decoder(**payload["model_args"])
     decoder.load_state_dict(payload["state_dict"])

@@ -16,7 +16,7 @@ from pipeline.methods.common import predict_real
 from pipeline.params import Params
 from pipeline.runtime import configure, derive_seed
 from stages.app import app
-from stages.common import PARAMS_OPTION, read_params, stage_command, tracker
+from stages.common import PARAMS_OPTION, expected_model, read_params, stage_command, tracker
 from stages.generation import write_sample_outputs
 
 NAME = "sgld"
@@ -34,7 +34,9 @@ def run_sgld(
     device = configure(params.runtime)
     cfg = params.sgld
     train = load_image_set(train_path)  # for the shape and class names only
-    model, payload = load_classifier(classifier_path, device=device)
+    model, payload = load_classifier(
+        classifier_path, expected_args=expected_model(params.baseline.model, train), device=device
+    )
     round_id = str(payload.get("round", "r0"))
     config = {NAME: to_dict(cfg), "classifier_round": round_id, "seed": params.runtime.seed}
     with tracker(params, NAME, config, device, round_id) as run:

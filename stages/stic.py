@@ -28,7 +28,14 @@ from pipeline.samples import SampleSet, load_samples, save_samples
 from pipeline.train import evaluate_classifier, train_classifier
 from stages.app import app
 from stages.classifier import fingerprint
-from stages.common import PARAMS_OPTION, read_params, stage_command, tracker, write_metrics
+from stages.common import (
+    PARAMS_OPTION,
+    expected_model,
+    read_params,
+    stage_command,
+    tracker,
+    write_metrics,
+)
 
 HISTORY_KEYS = ("train_loss", "train_real_ce", "train_fake", "test_loss", "test_accuracy")
 GRID_COLUMNS = 10  # hard fakes per class shown in the grid
@@ -57,7 +64,9 @@ def run_synthesize(
     sampler = stic.round_sampler(params.stic.sampler, rnd, round_id)
     synthesis = params.stic.synthesis
     train = load_image_set(train_path)
-    model, payload = load_classifier(model_path, device=device)
+    model, payload = load_classifier(
+        model_path, expected_args=expected_model(params.baseline.model, train), device=device
+    )
     k = train.num_classes
     buffer = None
     if sampler.canvas == "buffer" and buffer_path is not None:
@@ -159,7 +168,9 @@ def run_retrain(
     cfg = params.stic
     train, test = load_image_set(train_path), load_image_set(test_path)
     k = train.num_classes
-    prev_model, payload = load_classifier(model_path, device="cpu")
+    prev_model, payload = load_classifier(
+        model_path, expected_args=expected_model(params.baseline.model, train), device="cpu"
+    )
     model, args = stic.retrain_model(prev_model, payload["model_args"], k, cfg.fake_mode)
     new, prev_pool = load_samples(samples_path), load_samples(pool_path)
     pool = stic.next_pool(prev_pool, new, cfg.fake_history)

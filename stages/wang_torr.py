@@ -19,7 +19,7 @@ from pipeline.methods.common import predict_real
 from pipeline.params import Params
 from pipeline.runtime import configure, derive_seed
 from stages.app import app
-from stages.common import PARAMS_OPTION, read_params, stage_command, tracker
+from stages.common import PARAMS_OPTION, expected_model, read_params, stage_command, tracker
 from stages.generation import write_sample_outputs
 
 
@@ -61,7 +61,9 @@ def run_wang_torr(
     cfg = variant_config(params, name)
     train = load_image_set(train_path)
     k = train.num_classes
-    model, payload = load_classifier(classifier_path, device=device)
+    model, payload = load_classifier(
+        classifier_path, expected_args=expected_model(params.baseline.model, train), device=device
+    )
     round_id = str(payload.get("round", "r0"))
     config = {
         "wang_torr": to_dict(cfg),

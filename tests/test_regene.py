@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from pipeline.data import DataError
 from pipeline.methods import regene
 
 
@@ -68,7 +69,7 @@ def test_same_seed_same_combinations():
 
 def test_too_few_correct_images_is_an_error():
     head, z, predicted, labels, k = _latent_setup(n=6)
-    with pytest.raises(ValueError, match="correctly classified"):
+    with pytest.raises(DataError, match="regene.k is 5 but class .* lower regene.k"):
         regene.combine_latents(z, predicted, labels, k, regene.ReGeneConfig(k=5), torch.Generator())
 
 

@@ -173,3 +173,80 @@ def test_where_lists_reports(tmp_path):
     assert (
         res.exit_code == 0 and "reports/metrics/r0.json" in res.output and "mlflow ui" in res.output
     )
+
+
+def test_sample_count_larger_than_the_data_is_refused(prepared, tiny_params, tmp_path):
+    _, d = prepared
+    tiny_params["eval"]["num_samples"] = 100_000
+    params = write_params(tmp_path, tiny_params)
+    out = tmp_path / "eval"
+    res = runner.invoke(
+        app,
+        [
+            "evaluate-real",
+            "--train",
+            str(d / "train.pt"),
+            "--test",
+            str(d / "test.pt"),
+            "--judge",
+            str(d / "absent.pt"),
+            "--out",
+            str(out / "real.json"),
+            "--timing",
+            str(out / "t.json"),
+            "--grid",
+            str(out / "g.png"),
+            "--params",
+            params,
+        ],
+    )
+    assert res.exit_code == 1
+    assert "eval.num_samples is 100000 but the held-out test split has" in res.output
+    assert not out.exists()
+
+
+def test_checkpoint_from_other_parameters_is_refused_by_key(prepared, tiny_params, tmp_path):
+    params, d = prepared
+    res = invoke(
+        "baseline",
+        "--train",
+        d / "train.pt",
+        "--test",
+        d / "test.pt",
+        "--out",
+        d / "r0.pt",
+        "--metrics",
+        d / "r0.json",
+        "--timing",
+        d / "t.json",
+        "--figure",
+        d / "r0.png",
+        "--params",
+        params,
+    )
+    assert res.exit_code == 0, res.output
+    tiny_params["baseline"]["model"]["width"] = 8  # params changed, checkpoint not rebuilt
+    changed = write_params(tmp_path, tiny_params)
+    res = runner.invoke(
+        app,
+        [
+            "sgld",
+            "--classifier",
+            str(d / "r0.pt"),
+            "--train",
+            str(d / "train.pt"),
+            "--out",
+            str(d / "s.pt"),
+            "--metrics",
+            str(d / "s.json"),
+            "--timing",
+            str(d / "st.json"),
+            "--figure",
+            str(d / "s.png"),
+            "--params",
+            changed,
+        ],
+    )
+    assert res.exit_code == 1
+    assert "made with width=4 but the parameters say width=8" in res.output
+    assert not (d / "s.pt").exists()

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline.config import ConfigError
+from pipeline.data import DataError
 from pipeline.methods.common import class_labels, device_of
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,10 @@ def combine_latents(
     for c in range(num_classes):
         pool = torch.nonzero((labels == c) & (predicted == c)).flatten()  # correctly classified
         if len(pool) < cfg.k:
-            raise ValueError(f"class {c}: {len(pool)} correctly classified images, need k={cfg.k}")
+            raise DataError(
+                f"regene.k is {cfg.k} but class {c} has only {len(pool)} correctly classified "
+                "training images to combine; lower regene.k"
+            )
         pick = torch.stack(
             [pool[torch.randperm(len(pool), generator=gen)[: cfg.k]] for _ in range(n)]
         )  # (n, k) distinct images per combination
