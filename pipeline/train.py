@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from pipeline.config import ConfigError
 from pipeline.data import ImageSet
-from pipeline.io import atomic_torch_save
+from pipeline.resume import Snapshots
 from pipeline.runtime import derive_seed
 
 log = logging.getLogger(__name__)
@@ -179,17 +179,9 @@ def train_classifier(
     """Train `model` in place; returns per-epoch metrics. `where` names the run in errors."""
     model.to(device)
     opt = _optimizer(model, cfg)
-    history: list[dict[str, float]] = []
-    start_epoch = 0
-    if resume_path is not None and Path(resume_path).is_file():
-        state = torch.load(resume_path, map_location="cpu", weights_only=True)
-        if state.get("fingerprint") == fingerprint:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            start_epoch, history = state["epoch"], list(state["history"])
-            log.info("%s: resuming from epoch %d (%s)", where, start_epoch, resume_path)
-        else:
-            log.warning("%s: ignoring %s, made with other parameters", where, resume_path)
+    snapshots = Snapshots(resume_path, fingerprint, cfg.checkpoint_every, where)
+    state = {"model": model, "optimizer": opt}
+    start_epoch, history = snapshots.restore(state)
 
     k = train.num_classes
     x_all, y_all = train.float_images(), train.labels
@@ -260,20 +252,8 @@ def train_classifier(
         )
         if on_epoch is not None:
             on_epoch(epoch, row)
-        done = epoch + 1
-        if resume_path is not None and (done % cfg.checkpoint_every == 0) and done < cfg.epochs:
-            atomic_torch_save(
-                {
-                    "fingerprint": fingerprint,
-                    "epoch": done,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "history": history,
-                },
-                Path(resume_path),
-            )
+        snapshots.save(epoch + 1, cfg.epochs, state, history)
     bar.close()
     model.eval()
-    if resume_path is not None:
-        Path(resume_path).unlink(missing_ok=True)
+    snapshots.finish()
     return history

@@ -14,9 +14,17 @@ from pipeline.data import load_image_set
 from pipeline.figures import save_curves
 from pipeline.methods import acgan
 from pipeline.params import Params
+from pipeline.resume import Snapshots, fingerprint
 from pipeline.runtime import configure, derive_seed
 from stages.app import app
-from stages.common import PARAMS_OPTION, read_params, stage_command, tracker, write_metrics
+from stages.common import (
+    PARAMS_OPTION,
+    RESUME_OPTION,
+    read_params,
+    stage_command,
+    tracker,
+    write_metrics,
+)
 from stages.generation import read_train_seconds, write_sample_outputs
 
 NAME = "acgan"
@@ -39,6 +47,7 @@ def run_train(
     metrics_path: Path,
     timing_path: Path,
     figure: Path,
+    resume: Path | None = None,
 ) -> dict[str, float]:
     device = configure(params.runtime)
     cfg, seed = params.acgan, params.runtime.seed
@@ -65,6 +74,7 @@ def run_train(
             cfg,
             gen,
             on_epoch=lambda epoch, row: run.log_metrics(row, step=epoch),
+            snapshots=Snapshots(resume, fingerprint(config, args, len(train)), where=NAME),
         )
         seconds = time.perf_counter() - t0
         d_state = {k: v.detach().cpu() for k, v in discriminator.state_dict().items()}
@@ -136,10 +146,11 @@ def acgan_train(
     metrics: Path = typer.Option(..., "--metrics"),
     timing: Path = typer.Option(..., "--timing"),
     figure: Path = typer.Option(..., "--figure"),
+    resume: Path | None = RESUME_OPTION,
     params_file: Path = PARAMS_OPTION,
 ) -> None:
     """Train the AC-GAN generator and two-headed discriminator."""
-    run_train(read_params(params_file), train, out, metrics, timing, figure)
+    run_train(read_params(params_file), train, out, metrics, timing, figure, resume)
 
 
 @app.command("acgan-sample")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from pathlib import Path
 
@@ -15,17 +13,20 @@ from pipeline.data import load_image_set
 from pipeline.figures import save_curves
 from pipeline.models import build_model, model_args
 from pipeline.params import ClassifierConfig, Params
+from pipeline.resume import fingerprint
 from pipeline.runtime import configure, derive_seed
 from pipeline.train import evaluate_classifier, train_classifier
 from stages.app import app
-from stages.common import PARAMS_OPTION, read_params, stage_command, tracker, write_metrics
+from stages.common import (
+    PARAMS_OPTION,
+    RESUME_OPTION,
+    read_params,
+    stage_command,
+    tracker,
+    write_metrics,
+)
 
 HISTORY_KEYS = ("train_loss", "train_real_ce", "test_loss", "test_accuracy")
-
-
-def fingerprint(*parts: object) -> str:
-    """Identity of a training run for resume: same parameters and data -> same fingerprint."""
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def train_stage(
@@ -96,7 +97,7 @@ def judge(
     metrics: Path = typer.Option(..., "--metrics"),
     timing: Path = typer.Option(..., "--timing"),
     figure: Path = typer.Option(..., "--figure"),
-    resume: Path | None = typer.Option(None, "--resume", help="resume checkpoint (scratch)"),
+    resume: Path | None = RESUME_OPTION,
     params_file: Path = PARAMS_OPTION,
 ) -> None:
     """Train the evaluation classifier (never used for synthesis)."""
@@ -125,7 +126,7 @@ def baseline(
     metrics: Path = typer.Option(..., "--metrics"),
     timing: Path = typer.Option(..., "--timing"),
     figure: Path = typer.Option(..., "--figure"),
-    resume: Path | None = typer.Option(None, "--resume", help="resume checkpoint (scratch)"),
+    resume: Path | None = RESUME_OPTION,
     fakes_out: Path | None = typer.Option(
         None, "--fakes-out", help="round r0's fake pool (empty), read by retrain@r1"
     ),

@@ -33,6 +33,9 @@ EXIT_CODES: dict[type[Exception], int] = {
 }
 
 PARAMS_OPTION = typer.Option(Path("params.yaml"), "--params", help="parameter file")
+RESUME_OPTION = typer.Option(
+    None, "--resume", help="scratch file of resume snapshots (kept only until the run ends)"
+)
 
 
 def setup_logging() -> None:

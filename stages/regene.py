@@ -22,10 +22,12 @@ from pipeline.figures import save_curves
 from pipeline.methods import regene
 from pipeline.methods.common import embed_all, predict_real
 from pipeline.params import Params
+from pipeline.resume import Snapshots, fingerprint
 from pipeline.runtime import configure, derive_seed
 from stages.app import app
 from stages.common import (
     PARAMS_OPTION,
+    RESUME_OPTION,
     expected_model,
     read_params,
     stage_command,
@@ -47,6 +49,7 @@ def run_train(
     metrics_path: Path,
     timing_path: Path,
     figure: Path,
+    resume: Path | None = None,
 ) -> dict[str, float]:
     device = configure(params.runtime)
     cfg, seed = params.regene, params.runtime.seed
@@ -72,6 +75,7 @@ def run_train(
             cfg,
             gen,
             on_epoch=lambda e, row: run.log_metrics(row, step=e),
+            snapshots=Snapshots(resume, fingerprint(config, args, len(train)), where=NAME),
         )
         seconds = time.perf_counter() - t0
         metrics = {
@@ -165,10 +169,13 @@ def regene_train(
     metrics: Path = typer.Option(..., "--metrics"),
     timing: Path = typer.Option(..., "--timing"),
     figure: Path = typer.Option(..., "--figure"),
+    resume: Path | None = RESUME_OPTION,
     params_file: Path = PARAMS_OPTION,
 ) -> None:
     """Train the ReGene decoder on the frozen latents of a classifier round."""
-    run_train(read_params(params_file), classifier, train, test, out, metrics, timing, figure)
+    run_train(
+        read_params(params_file), classifier, train, test, out, metrics, timing, figure, resume
+    )
 
 
 @app.command("regene-sample")

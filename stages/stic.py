@@ -23,13 +23,14 @@ from pipeline.data import load_image_set
 from pipeline.figures import save_curves, save_grid
 from pipeline.io import atomic_write_text
 from pipeline.params import Params, parse_params
+from pipeline.resume import fingerprint
 from pipeline.runtime import configure, derive_seed
 from pipeline.samples import SampleSet, load_samples, save_samples
 from pipeline.train import evaluate_classifier, train_classifier
 from stages.app import app
-from stages.classifier import fingerprint
 from stages.common import (
     PARAMS_OPTION,
+    RESUME_OPTION,
     expected_model,
     read_params,
     stage_command,
@@ -263,7 +264,7 @@ def retrain(
     metrics: Path = typer.Option(..., "--metrics"),
     timing: Path = typer.Option(..., "--timing"),
     figure: Path = typer.Option(..., "--figure"),
-    resume: Path | None = typer.Option(None, "--resume", help="resume checkpoint (scratch)"),
+    resume: Path | None = RESUME_OPTION,
     params_file: Path = PARAMS_OPTION,
 ) -> None:
     """STIC round: retrain the previous round's classifier on real + mixup + fakes."""

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from pipeline.config import ConfigError
 from pipeline.methods.common import class_labels, device_of
+from pipeline.resume import Snapshots
 from pipeline.train import check_finite
 
 Arch = Literal["small", "paper"]
@@ -219,8 +220,11 @@ def train(
     gen: torch.Generator,
     on_epoch=None,
     progress: bool = True,
+    snapshots: Snapshots | None = None,
 ) -> list[dict[str, float]]:
     """Alternate one D step and one G step per batch; returns per-epoch mean losses.
+
+    With `snapshots`, the state is saved every few epochs and a restart resumes from it.
 
     images (N, C, H, W) in [-1, 1], labels (N,). Fake classes are drawn uniformly. Dropout uses the
     global torch RNG: the caller seeds it for bit-identical reruns.
@@ -229,8 +233,17 @@ def train(
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     k, dev = generator.num_classes, device_of(generator)
     steps = max(1, len(images) // cfg.batch_size)
-    history = []
-    bar = tqdm(range(cfg.epochs), desc="acgan", unit="epoch", leave=False, disable=not progress)
+    state = {"generator": generator, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}
+    start, history = snapshots.restore(state, gen) if snapshots else (0, [])
+    bar = tqdm(
+        range(start, cfg.epochs),
+        desc="acgan",
+        initial=start,
+        total=cfg.epochs,
+        unit="epoch",
+        leave=False,
+        disable=not progress,
+    )
     for epoch in bar:
         generator.train()
         discriminator.train()
@@ -277,6 +290,10 @@ def train(
         bar.set_postfix({"d": f"{row['d_loss']:.3f}", "g": f"{row['g_loss']:.3f}"})
         if on_epoch is not None:
             on_epoch(epoch, row)
+        if snapshots:
+            snapshots.save(epoch + 1, cfg.epochs, state, history, gen)
+    if snapshots:
+        snapshots.finish()
     generator.eval()
     discriminator.eval()
     return history

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from pipeline.config import ConfigError
 from pipeline.data import DataError
 from pipeline.methods.common import class_labels, device_of
+from pipeline.resume import Snapshots
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +99,24 @@ def train_decoder(
     gen: torch.Generator,
     on_epoch=None,
     progress: bool = True,
+    snapshots: Snapshots | None = None,
 ) -> list[dict[str, float]]:
-    """Fit decoder(latents) ~ images (MSE) with Adam; latents are fixed (the encoder is frozen)."""
+    """Fit decoder(latents) ~ images (MSE) with Adam; latents are fixed (the encoder is frozen).
+
+    With `snapshots`, the state is saved every few epochs and a restart resumes from it."""
     opt = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
     dev = device_of(decoder)
     steps = max(1, len(latents) // cfg.batch_size)
-    history = []
+    state = {"decoder": decoder, "optimizer": opt}
+    start, history = snapshots.restore(state, gen) if snapshots else (0, [])
     for epoch in tqdm(
-        range(cfg.epochs), desc="regene decoder", unit="epoch", leave=False, disable=not progress
+        range(start, cfg.epochs),
+        desc="regene decoder",
+        initial=start,
+        total=cfg.epochs,
+        unit="epoch",
+        leave=False,
+        disable=not progress,
     ):
         decoder.train()
         perm = torch.randperm(len(latents), generator=gen)
@@ -121,6 +132,10 @@ def train_decoder(
         history.append(row)
         if on_epoch is not None:
             on_epoch(epoch, row)
+        if snapshots:
+            snapshots.save(epoch + 1, cfg.epochs, state, history, gen)
+    if snapshots:
+        snapshots.finish()
     decoder.eval()
     return history
 
