@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import torch
 import typer
 
 from pipeline.checkpoint import save_checkpoint
@@ -47,8 +48,6 @@ def train_stage(
     train, test = load_image_set(train_path), load_image_set(test_path)
     args = model_args(section.model, in_channels=train.shape[0], num_outputs=train.num_classes)
     torch_seed = derive_seed(seed, name, "init")
-    import torch
-
     torch.manual_seed(torch_seed)
     model = build_model(args)
     config = {name: to_dict(section), "data": to_dict(params.data), "seed": seed}
@@ -149,8 +148,6 @@ def baseline(
         round_id="r0",
     )
     if fakes_out is not None:
-        import torch
-
         from pipeline.samples import SampleSet, save_samples
 
         data = load_image_set(train)

@@ -30,8 +30,8 @@ def cgen(*args) -> subprocess.CompletedProcess:
     return res
 
 
-def spine(d: Path, params: Path) -> list[str]:
-    """prepare -> judge -> baseline into folder d; returns the argument lists used."""
+def spine(d: Path, params: Path) -> None:
+    """prepare -> judge -> baseline into folder d."""
     cgen(
         "prepare",
         "--train-out",

@@ -112,7 +112,6 @@ def test_resume_state_from_other_params_is_ignored(tiny_data, tmp_path):
 
 
 def test_nan_loss_stops_with_where_and_value(tiny_data):
-    bad = tiny_data.__class__(tiny_data.images, tiny_data.labels, tiny_data.class_names)
     model = fresh()
     with torch.no_grad():
         model.head.weight.fill_(float("nan"))
@@ -120,7 +119,7 @@ def test_nan_loss_stops_with_where_and_value(tiny_data):
     with pytest.raises(
         NumericalError, match=r"r7: training loss at epoch 1, step 0: non-finite value nan"
     ):
-        train_classifier(model, bad, cfg, device=CPU, seed=0, where="r7")
+        train_classifier(model, tiny_data, cfg, device=CPU, seed=0, where="r7")
 
 
 @pytest.mark.parametrize("mode", ["extra_class", "energy"])
