@@ -19,7 +19,8 @@ setup: $(STAMP)
 
 repro: $(STAMP)
 	@start=$$(date +%s); $(BIN)/dvc repro && echo "dvc repro finished in $$(( $$(date +%s) - start )) s"
-	@$(BIN)/cgen where
+	@bin/cgen track flush
+	@bin/cgen where
 
 test: $(STAMP)
 	$(BIN)/pytest -m "not slow" -q

@@ -1,24 +1,23 @@
 """Checkpoints that carry their own model arguments and the resolved parameters that made them.
 
 Loading always uses `weights_only=True`; a checkpoint made with other model arguments than the
-caller expects is refused with the differing key named.
+caller expects is refused with the differing key named. One loader serves every kind of network
+(classifier, GAN generator, decoder, noise-conditional classifier): the caller passes the builder.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from pipeline.errors import CheckpointError
 from pipeline.io import atomic_torch_save
 from pipeline.models import Classifier, build_model
 
 FORMAT = 1
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, unreadable or made with other parameters."""
 
 
 def save_checkpoint(
@@ -60,16 +59,26 @@ def check_args(path: Path, found: dict, expected: dict) -> None:
             )
 
 
-def load_classifier(
-    path: Path, expected_args: dict | None = None, device: str | torch.device = "cpu"
-) -> tuple[Classifier, dict]:
-    """Rebuild a classifier from its checkpoint alone; returns (model in eval mode, payload).
+def load_module(
+    path: Path,
+    build: Callable[[dict], torch.nn.Module],
+    expected_args: dict | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[Any, dict]:
+    """Rebuild a network with `build(model_args)` from its checkpoint alone; (eval mode, payload).
 
-    `expected_args` (e.g. `dataclasses.asdict(params.baseline.model)`) may name only some keys:
-    a checkpoint that differs in one of them was made with other parameters and is refused."""
+    `expected_args` may name only some keys: a checkpoint that differs in one of them was made
+    with other parameters and is refused."""
     payload = read_checkpoint(path)
     if expected_args is not None:
         check_args(path, payload["model_args"], expected_args)
-    model = build_model(payload["model_args"])
+    model = build(payload["model_args"])
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval(), payload
+
+
+def load_classifier(
+    path: Path, expected_args: dict | None = None, device: str | torch.device = "cpu"
+) -> tuple[Classifier, dict]:
+    """A classifier of the registry in `pipeline.models`, rebuilt from its checkpoint."""
+    return load_module(path, build_model, expected_args, device)

@@ -1,8 +1,10 @@
 """Strict loading of nested plain dicts into frozen dataclasses.
 
-Every component owns a frozen dataclass of its parameters beside its code; this module only knows
-how to fill one from a dict, refusing unknown, missing and wrong-typed keys with the dotted key
-named. The composition of the whole parameter file lives in `pipeline.params`.
+Every component owns a frozen dataclass of its parameters beside its code, with no defaults: every
+value lives once, in params.yaml. This module fills one from a dict, refusing unknown, missing and
+wrong-typed keys with the dotted key named; `load_sections` reads only the sections a stage uses,
+and `apply_overrides` is the one way a variant (a round, an ablation, a method variant) changes a
+section. The composition of the whole file lives in `pipeline.params` (the parameter gate).
 """
 
 from __future__ import annotations
@@ -16,11 +18,12 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
+from pipeline.errors import ConfigError
+
 T = TypeVar("T")
 
-
-class ConfigError(ValueError):
-    """A parameter problem the user must fix; the message names the dotted key."""
+# A mapping of overrides of some section, checked when applied (`apply_overrides`)
+Overrides = dict[str, Any]
 
 
 def _type_name(tp: Any) -> str:
@@ -42,6 +45,8 @@ def _type_name(tp: Any) -> str:
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Return `value` as type `tp` or raise ConfigError naming `key`."""
+    if tp is Any:
+        return value
     origin = get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         args = get_args(tp)
@@ -152,6 +157,38 @@ def read_yaml(path: Path) -> dict:
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     return data
+
+
+def section(data: Mapping, dotted: str, where: str = "params") -> Any:
+    """The value at dotted key `dotted` of a nested mapping (ConfigError when absent)."""
+    node: Any = data
+    for i, part in enumerate(dotted.split(".")):
+        if not isinstance(node, Mapping) or part not in node:
+            missing = ".".join(dotted.split(".")[: i + 1])
+            raise ConfigError(f"{missing}: missing section in {where}")
+        node = node[part]
+    return node
+
+
+def load_sections(path: Path, sections: Mapping[str, Any]) -> dict[str, Any]:
+    """Read `path` once and build each requested section {dotted key: type} strictly (a
+    dataclass, or a plain type such as a Literal for a one-value section).
+
+    A stage reads only its sections: a typo elsewhere is the parameter gate's to refuse.
+    Errors name the file and the dotted key."""
+    data = read_yaml(path)
+    try:
+        return {key: _coerce(section(data, key), tp, key) for key, tp in sections.items()}
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def apply_overrides(cls: type[T], base: Any, overrides: Mapping | None, prefix: str) -> T:
+    """`base` (a `cls`) with a mapping of overrides deep-merged in, rebuilt strictly: an unknown
+    or wrong-typed override is refused naming `prefix` and its dotted key."""
+    if not overrides:
+        return base
+    return from_dict(cls, merge(to_dict(base), overrides), prefix)
 
 
 def merge(base: dict, override: Mapping) -> dict:

@@ -2,11 +2,18 @@
 
 Every loader reads local files only; nothing is downloaded unless `download: true` is set. Images
 are uint8 (N, C, H, W) on disk and float in [-1, 1] inside models (`to_float` / `to_uint8`).
+
+The on-disk formats of MNIST/Fashion-MNIST (idx, plain or gzipped), CIFAR-10 (python pickles with
+`batches.meta`) and SVHN (`.mat`) are read by small readers here (`data.loader: builtin`), so every
+format can be tested on small files; torchvision's loaders (`data.loader: torchvision`) check the
+md5 of the official files and are the option for downloads.
 """
 
 from __future__ import annotations
 
+import gzip
 import logging
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,29 +22,27 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from pipeline.config import ConfigError
+from pipeline.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
 DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "svhn", "folder"]
+LoaderName = Literal["builtin", "torchvision"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-
-
-class DataError(ValueError):
-    """A dataset problem the user must fix; the message names the file, class or folder."""
 
 
 @dataclass(frozen=True)
 class DataConfig:
     name: DatasetName
     root: str  # local folder holding on-disk datasets (ignored by `digits`)
+    loader: LoaderName  # builtin readers of the on-disk formats, or torchvision's (md5-checked)
     image_size: int  # images are resized to image_size x image_size
     test_fraction: float  # held-out share for datasets without an official test split
     split_seed: int  # seed of that split, fixed so the split is written once and never moves
-    download: bool = False  # let torchvision download (needs internet; off by default)
-    channels: int | None = None  # None keeps the dataset's own (folder: 3)
-    num_classes: int | None = None  # when set, the data must have exactly this many classes
-    limit_per_class: int | None = None  # cap on training images per class (quick runs)
+    download: bool  # let torchvision download (needs internet and loader: torchvision)
+    channels: int | None  # None keeps the dataset's own (folder: 3)
+    num_classes: int | None  # when set, the data must have exactly this many classes
+    limit_per_class: int | None  # cap on training images per class (quick runs)
 
     def validate(self) -> None:
         if not 4 <= self.image_size <= 512:
@@ -50,6 +55,8 @@ class DataConfig:
             raise ConfigError("num_classes: must be at least 2")
         if self.limit_per_class is not None and self.limit_per_class < 1:
             raise ConfigError("limit_per_class: must be at least 1 or null")
+        if self.download and self.loader != "torchvision":
+            raise ConfigError("download: true needs loader: torchvision (it fetches the files)")
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,15 @@ class ImageSet:
     class_names: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        assert self.images.dtype == torch.uint8 and self.images.dim() == 4
-        assert self.labels.shape == (self.images.shape[0],)
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise DataError(
+                f"images must be uint8 (N, C, H, W), got {self.images.dtype} "
+                f"{tuple(self.images.shape)}"
+            )
+        if self.labels.shape != (self.images.shape[0],):
+            raise DataError(
+                f"labels {tuple(self.labels.shape)} do not match {self.images.shape[0]} images"
+            )
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -79,6 +93,9 @@ class ImageSet:
 
     def float_images(self) -> torch.Tensor:
         return to_float(self.images)
+
+    def per_class(self) -> list[int]:
+        return torch.bincount(self.labels, minlength=self.num_classes).tolist()
 
 
 def to_float(images: torch.Tensor) -> torch.Tensor:
@@ -154,10 +171,83 @@ def limit_per_class(data: ImageSet, limit: int | None, seed: int) -> ImageSet:
     return data.subset(torch.cat(keep).sort().values)
 
 
+# ---------------------------------------------------------------- on-disk formats
+# Each reader returns (uint8 images (N, C, H, W), int64 labels (N,)).
+
+IDX_TYPES = {0x08: torch.uint8}  # the idx "unsigned byte" type, the only one MNIST files use
+
+
+def read_idx(path: Path) -> torch.Tensor:
+    """An idx file (LeCun's MNIST format), plain or gzipped: magic 0 0 type ndim, big-endian
+    int32 sizes, then the data."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            raw = fh.read()
+    except OSError as exc:
+        raise DataError(f"{path}: unreadable idx file ({exc})") from None
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
+        raise DataError(f"{path}: not an idx file of unsigned bytes (bad magic number)")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
+    start, count = 4 + 4 * ndim, 1
+    for d in dims:
+        count *= d
+    if len(raw) - start != count:
+        raise DataError(f"{path}: idx header says {dims} but holds {len(raw) - start} values")
+    return torch.frombuffer(bytearray(raw[start:]), dtype=torch.uint8).view(*dims)
+
+
+def _find(folder: Path, name: str) -> Path:
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(folder / name)
+
+
+def read_mnist_like(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    prefix = "train" if train else "t10k"
+    images = read_idx(_find(folder, f"{prefix}-images-idx3-ubyte"))
+    labels = read_idx(_find(folder, f"{prefix}-labels-idx1-ubyte")).long()
+    if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
+        raise DataError(f"{folder}: {prefix} images {tuple(images.shape)} and labels disagree")
+    return images[:, None].contiguous(), labels
+
+
+def read_cifar10(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """CIFAR-10's python version: pickled dicts with b'data' (N, 3072) and b'labels'."""
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    images, labels = [], []
+    for name in names:
+        with open(folder / name, "rb") as fh:
+            batch = pickle.load(fh, encoding="bytes")
+        images.append(torch.as_tensor(batch[b"data"], dtype=torch.uint8).view(-1, 3, 32, 32))
+        labels.append(torch.as_tensor(batch[b"labels"], dtype=torch.long))
+    with open(folder / "batches.meta", "rb") as fh:
+        meta = pickle.load(fh, encoding="bytes")
+    classes = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[b"label_names"]]
+    return torch.cat(images), torch.cat(labels), classes
+
+
+def read_svhn(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """SVHN format 2: a .mat with X (32, 32, 3, N) and y (N, 1) where the digit 0 is labelled 10."""
+    from scipy.io import loadmat
+
+    path = folder / f"{'train' if train else 'test'}_32x32.mat"
+    if not path.is_file():
+        raise FileNotFoundError(path)
+    mat = loadmat(path)
+    images = torch.as_tensor(mat["X"]).permute(3, 2, 0, 1).contiguous().to(torch.uint8)
+    labels = torch.as_tensor(mat["y"].reshape(-1).astype("int64")) % 10
+    return images, labels
+
+
 # ---------------------------------------------------------------- loaders
 # Each loader returns (train, test); `test` is None when the dataset has no official split.
 
 Loader = Callable[[DataConfig], tuple[ImageSet, ImageSet | None]]
+
+DIGIT_NAMES = tuple(str(i) for i in range(10))
 
 
 def _load_digits(cfg: DataConfig) -> tuple[ImageSet, None]:
@@ -170,42 +260,40 @@ def _load_digits(cfg: DataConfig) -> tuple[ImageSet, None]:
     return ImageSet(images[:, None], labels, tuple(str(c) for c in bunch.target_names)), None
 
 
-_TV_FILES = {
+FASHION_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+
+# name -> (subfolder of data.root, expected files, where to get them)
+FILES = {
     "mnist": (
-        "MNIST/raw/",
-        [
-            "train-images-idx3-ubyte",
-            "train-labels-idx1-ubyte",
-            "t10k-images-idx3-ubyte",
-            "t10k-labels-idx1-ubyte",
-        ],
-        "https://yann.lecun.com/exdb/mnist/ (or any MNIST mirror; .gz files are unpacked)",
+        "MNIST/raw",
+        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
+        + ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"],
+        "https://yann.lecun.com/exdb/mnist/ (or any MNIST mirror; plain or .gz)",
     ),
     "fashion_mnist": (
-        "FashionMNIST/raw/",
-        [
-            "train-images-idx3-ubyte",
-            "train-labels-idx1-ubyte",
-            "t10k-images-idx3-ubyte",
-            "t10k-labels-idx1-ubyte",
-        ],
-        "https://github.com/zalandoresearch/fashion-mnist",
+        "FashionMNIST/raw",
+        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
+        + ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"],
+        "https://github.com/zalandoresearch/fashion-mnist (plain or .gz)",
     ),
     "cifar10": (
-        "cifar-10-batches-py/",
-        [
-            "data_batch_1",
-            "data_batch_2",
-            "data_batch_3",
-            "data_batch_4",
-            "data_batch_5",
-            "test_batch",
-            "batches.meta",
-        ],
+        "cifar-10-batches-py",
+        [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"],
         "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (unpack it in data.root)",
     ),
     "svhn": (
-        "",
+        ".",
         ["train_32x32.mat", "test_32x32.mat"],
         "http://ufldl.stanford.edu/housenumbers/ (format 2, cropped digits)",
     ),
@@ -213,12 +301,36 @@ _TV_FILES = {
 
 
 def _missing_message(cfg: DataConfig) -> str:
-    sub, files, source = _TV_FILES[cfg.name]
+    sub, files, source = FILES[cfg.name]
     where = Path(cfg.root) / sub
     return (
         f"dataset '{cfg.name}' not found: expected {', '.join(files)} in {where}/; "
-        f"get them from {source}, or set data.download: true on a machine with internet"
+        f"get them from {source}"
     )
+
+
+def _load_builtin(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
+    if not Path(cfg.root).is_dir():
+        raise DataError(f"data.root {cfg.root} does not exist; " + _missing_message(cfg))
+    folder = Path(cfg.root) / FILES[cfg.name][0]
+    parts = []
+    for train in (True, False):
+        try:
+            if cfg.name == "cifar10":
+                images, labels, names = read_cifar10(folder, train)
+            elif cfg.name == "svhn":
+                (images, labels), names = read_svhn(folder, train), list(DIGIT_NAMES)
+            else:
+                (images, labels) = read_mnist_like(folder, train)
+                names = list(FASHION_NAMES if cfg.name == "fashion_mnist" else DIGIT_NAMES)
+        except FileNotFoundError as exc:
+            raise DataError(f"{_missing_message(cfg)} (missing: {exc})") from None
+        except (pickle.UnpicklingError, KeyError, ValueError, OSError) as exc:
+            raise DataError(
+                f"{folder}: unreadable {cfg.name} file ({type(exc).__name__}: {exc})"
+            ) from None
+        parts.append(ImageSet(images, labels, tuple(names)))
+    return parts[0], parts[1]
 
 
 def _load_torchvision(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
@@ -246,12 +358,13 @@ def _load_torchvision(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
         elif data.shape[-1] == 3:  # (N, H, W, 3) -> (N, 3, H, W)
             data = data.permute(0, 3, 1, 2)
         labels = torch.as_tensor(ds.labels if cfg.name == "svhn" else ds.targets).long()
-        if cfg.name == "svhn":
-            names = tuple(str(i) for i in range(10))
-        else:
-            names = tuple(str(c) for c in ds.classes)
+        names = DIGIT_NAMES if cfg.name == "svhn" else tuple(str(c) for c in ds.classes)
         parts.append(ImageSet(data.contiguous().to(torch.uint8), labels, names))
     return parts[0], parts[1]
+
+
+def _load_files(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
+    return _load_torchvision(cfg) if cfg.loader == "torchvision" else _load_builtin(cfg)
 
 
 def _load_folder(cfg: DataConfig) -> tuple[ImageSet, None]:
@@ -290,10 +403,10 @@ def _load_folder(cfg: DataConfig) -> tuple[ImageSet, None]:
 
 LOADERS: dict[str, Loader] = {
     "digits": _load_digits,
-    "mnist": _load_torchvision,
-    "fashion_mnist": _load_torchvision,
-    "cifar10": _load_torchvision,
-    "svhn": _load_torchvision,
+    "mnist": _load_files,
+    "fashion_mnist": _load_files,
+    "cifar10": _load_files,
+    "svhn": _load_files,
     "folder": _load_folder,
 }
 
@@ -311,8 +424,7 @@ def prepare(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
             f"data.num_classes is {cfg.num_classes} but dataset '{cfg.name}' has "
             f"{train.num_classes} classes ({', '.join(train.class_names)}); fix data.num_classes"
         )
-    counts = torch.bincount(train.labels, minlength=train.num_classes)
-    for cls, count in enumerate(counts.tolist()):
+    for cls, count in enumerate(train.per_class()):
         if count < 2:
             raise DataError(
                 f"class '{train.class_names[cls]}' has {count} images; each class needs at least 2"
@@ -329,3 +441,24 @@ def prepare(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
         train.num_classes,
     )
     return _standardise(train, cfg), _standardise(test, cfg)
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """What the prepared split is, for the checks that must pass before any training."""
+
+    classes: int
+    channels: int
+    image_size: int
+    train_per_class: tuple[int, ...]
+    test_images: int
+
+    @staticmethod
+    def of(train: ImageSet, test: ImageSet) -> DataFacts:
+        return DataFacts(
+            classes=train.num_classes,
+            channels=train.shape[0],
+            image_size=train.shape[1],
+            train_per_class=tuple(train.per_class()),
+            test_images=len(test),
+        )

@@ -33,6 +33,9 @@ def save_grid(
     row_labels: Sequence[str] | None = None,
 ) -> None:
     """Save a sample grid; one row per class when `row_labels` are the class names."""
+    if len(images) == 0:
+        save_placeholder(path, "no hard samples", title)
+        return
     grid = image_grid(images, rows)
     fig, ax = plt.subplots(figsize=(max(3.0, grid.shape[1] / 12), max(3.0, grid.shape[0] / 12)))
     ax.imshow(

@@ -6,6 +6,7 @@ half-written file that DVC or a later stage would take as complete.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import tempfile
@@ -14,10 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import torch
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+@functools.cache
+def _umask() -> int:
+    """The process umask (read once, at the first write: reading it means setting it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextmanager
@@ -32,7 +36,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp_path, 0o666 & ~_UMASK)  # mkstemp makes 0600; outputs get normal modes
+        os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get normal modes
         os.replace(tmp_path, path)
     finally:
         tmp_path.unlink(missing_ok=True)
@@ -46,6 +50,7 @@ def atomic_write(path: Path, write: Callable[[Path], Any]) -> None:
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """torch.save through a file handle: given a path, torch names the zip's root folder after
     the (random) temporary file name, and the bytes would differ from run to run."""
+    import torch
 
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:

@@ -1,40 +1,49 @@
 """Evaluation of a sample set against real images, measured the same way for every method.
 
 A chain of small pure functions (PAPERS.md sec. 4 and 6):
-  images -> judge features / logits (a torch-fidelity custom feature extractor over the judge
-  checkpoint) -> torch-fidelity's FID, KID, Inception-Score analogue, precision/recall;
+  images -> judge features (penultimate latent) and logits, through the torch-fidelity feature
+  extractor registered for the judge checkpoint -> torch-fidelity's FID, KID, Inception-Score
+  analogue and precision/recall on those features;
   judge probabilities -> discriminability (AC-GAN) and interpolation error (STIC's soft fakes);
+  features and pixels -> nearest-neighbour distances to the training images (memorisation);
   same-class image pairs -> MS-SSIM (pytorch_msssim) -> diversity (AC-GAN).
-FID/KID/IS/PR are never computed here by hand: torch-fidelity does them. Nothing here reads
-params.yaml or a fixed path; the judge checkpoint path arrives as an argument.
+
+Sample-size honesty: every set is evaluated at the same number of hard samples,
+n = min(eval.num_samples, held-out test images) (FID is biased at small n: only equal n compare),
+judge-FID gets a bootstrap interval over the samples and KID (unbiased) stands beside it.
+Nothing here reads params.yaml or a fixed path; torch-fidelity is imported where a metric is
+computed (its import costs seconds).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-import torch_fidelity
-from pytorch_msssim import ms_ssim
-from torch.utils.data import Dataset
-from torch_fidelity.feature_extractor_base import FeatureExtractorBase
-from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from pipeline.checkpoint import load_classifier
-from pipeline.config import ConfigError
 from pipeline.data import ImageSet, to_float
+from pipeline.errors import ConfigError
+from pipeline.infer import batched
 from pipeline.models import Classifier
-from pipeline.samples import SampleSet, hard_targets
+from pipeline.samples import SampleSet, hard_targets, two_class_mixtures
 
 log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------- result keys (stable: DVC metrics)
+EVAL_COUNT = "eval_count"  # n: hard samples every set is measured at
+NUM_HARD = "num_hard_samples"
+NUM_SOFT = "num_soft_samples"
+NUM_REFERENCE = "num_reference_images"
 JUDGE_FID = "judge_fid"
+JUDGE_FID_LO = "judge_fid_lo"  # bootstrap interval over samples (eval.confidence)
+JUDGE_FID_HI = "judge_fid_hi"
+JUDGE_FID_TEST = "judge_fid_test"  # against the held-out test images instead of the training set
 JUDGE_KID = "judge_kid"
 JUDGE_KID_STD = "judge_kid_std"
 JUDGE_IS = "judge_is"
@@ -42,23 +51,32 @@ JUDGE_IS_STD = "judge_is_std"
 PRECISION = "precision"
 RECALL = "recall"
 DISCRIMINABILITY = "discriminability"
+NN_FEATURE_RATIO = "nn_feature_ratio"  # median NN distance to train, samples / held-out images
+NN_PIXEL_RATIO = "nn_pixel_ratio"
+COPY_SHARE = "copy_share"  # samples nearer a training image (pixels) than 95% of held-out images
 DIVERSITY = "diversity_msssim"
 DIVERSE_FRACTION = "diverse_class_fraction"
 DIVERSITY_THRESHOLD = "diversity_real_threshold"
+DISTINCT_SHARE = "distinct_share"  # hard samples that are no near-copy of another of their class
 INTERPOLATION_ERROR = "interpolation_error"
+INTERPOLATION_LO = "interpolation_error_lo"  # 95% interval (normal approximation)
+INTERPOLATION_HI = "interpolation_error_hi"
+INTERPOLATION_CHANCE = "interpolation_chance"  # the error of always answering 0.5
+PAIR_MASS = "pair_mass"  # mean p_i + p_j of the judge on the two mixed classes
+SECOND_JUDGE = "judge_b"  # prefix of the second judge's keys
 INCEPTION_FID = "inception_fid"
 INCEPTION_KID = "inception_kid"
 INCEPTION_IS = "inception_is"
 INCEPTION_IS_STD = "inception_is_std"
 INCEPTION_STATUS = "inception_status"  # "computed" or "not computed: <reason>"
-NUM_HARD = "num_hard_samples"
-NUM_SOFT = "num_soft_samples"
-NUM_REFERENCE = "num_reference_images"
 
-JUDGE_EXTRACTOR = "cgen-judge"  # torch-fidelity registry name of JudgeFeatureExtractor
+JUDGE_EXTRACTOR = "cgen-judge"  # torch-fidelity registry name of the judge extractor
 FEATURE_EMBED = "embed"  # penultimate features (input of the linear head): FID, KID, PR
 FEATURE_LOGITS = "logits"  # class logits: the Inception-Score analogue
 INCEPTION_EXTRACTOR = "inception-v3-compat"
+NORMAL_95 = 1.959963984540054  # two-sided 95% normal quantile
+COPY_QUANTILE = 0.05  # a sample nearer than this quantile of held-out NN distances is a copy
+DUPLICATE_RMS = 0.02  # RMS pixel difference (in [-1, 1] units) below which two images are copies
 
 # pytorch_msssim 1.0 always checks side > (win - 1) * 2**4 (five scales, Wang et al. 2003), whatever
 # `weights` says. A 3-tap window (sigma 1.5, nearly a box) on 3x-upsampled 16 px images keeps its
@@ -71,45 +89,241 @@ MSSSIM_DOWNSAMPLINGS = 4
 class EvalConfig:
     """Parameters of evaluation (params.yaml `eval`); none of them changes how samples are made."""
 
-    seed: int = 0  # subsampling, MS-SSIM pairs, KID subsets and IS splits
-    num_samples: int = 300  # cap per set (hard and soft separately); the real floor uses as many
-    batch_size: int = 100  # judge / torch-fidelity batch size (results do not depend on it)
-    judge_metrics: bool = True  # judge-FID/KID/IS and precision/recall
-    kid_subsets: int = 50
-    kid_subset_size: int = 100  # lowered to the sample count when fewer samples exist
-    isc_splits: int = 10  # lowered to the sample count when fewer samples exist
-    prc_neighborhood: int = 3  # k of k-NN precision/recall (Kynkaanniemi et al. 2019)
-    diversity: bool = True
-    diversity_pairs: int = 50  # random same-class pairs per class for MS-SSIM
-    inception_weights: str | None = None  # local Inception-v3 weights file; None: not computed
-    methods: tuple[str, ...] = ()  # other methods to evaluate and report (data/samples/<name>.pt)
+    seed: int  # subsampling, bootstrap, MS-SSIM pairs, KID subsets and IS splits
+    num_samples: int  # hard samples per set, capped at the held-out test split's size
+    batch_size: int  # judge batch size (results do not depend on it)
+    judge_metrics: bool  # judge-FID/KID/IS and precision/recall
+    kid_subsets: int
+    kid_subset_size: int  # lowered to the sample count when fewer samples exist
+    isc_splits: int  # lowered to the sample count when fewer samples exist
+    prc_neighborhood: int  # k of k-NN precision/recall (Kynkaanniemi et al. 2019)
+    bootstrap: int  # resamples for judge-FID's interval; 0 = none
+    confidence: float  # level of every interval (bootstrap here, across seeds in `compare`)
+    diversity: bool
+    diversity_pairs: int  # random same-class pairs per class for MS-SSIM
+    neighbours: int  # samples shown above their nearest training image (memorisation figure)
+    inception_weights: str | None  # local Inception-v3 weights file; null: not computed
 
     def validate(self) -> None:
-        if self.num_samples < 2:
-            raise ConfigError("num_samples: must be at least 2")
-        if self.batch_size < 1:
-            raise ConfigError("batch_size: must be at least 1")
-        if self.kid_subsets < 1 or self.kid_subset_size < 2:
-            raise ConfigError("kid_subsets: must be >= 1 and kid_subset_size >= 2")
-        if self.isc_splits < 1:
-            raise ConfigError("isc_splits: must be at least 1")
-        if self.prc_neighborhood < 1:
-            raise ConfigError("prc_neighborhood: must be at least 1")
-        if self.diversity_pairs < 1:
-            raise ConfigError("diversity_pairs: must be at least 1")
+        if self.num_samples <= self.prc_neighborhood:
+            raise ConfigError("num_samples: must exceed prc_neighborhood")
+        if self.batch_size < 1 or self.kid_subsets < 1 or self.kid_subset_size < 2:
+            raise ConfigError("batch_size: kid_subsets >= 1 and kid_subset_size >= 2 needed")
+        if self.isc_splits < 1 or self.prc_neighborhood < 1 or self.diversity_pairs < 1:
+            raise ConfigError("isc_splits: prc_neighborhood and diversity_pairs must be >= 1")
+        if self.bootstrap < 0 or self.neighbours < 0:
+            raise ConfigError("bootstrap: and neighbours must be >= 0")
+        if not 0.5 < self.confidence < 1:
+            raise ConfigError("confidence: must be in (0.5, 1)")
+
+    def count(self, test_images: int) -> int:
+        """n: the hard samples every set is measured at, so that FIDs compare."""
+        return min(self.num_samples, test_images)
+
+
+@dataclass(frozen=True)
+class EvalSection:
+    """params.yaml `eval`: how sets are measured, and which sets besides the STIC rounds."""
+
+    metrics: EvalConfig  # changing these reruns only evaluation and the report
+    methods: tuple[str, ...]  # sample sets (data/samples/<name>.pt) evaluated and reported
+
+    def validate(self) -> None:
         if len(set(self.methods)) != len(self.methods):
             raise ConfigError("methods: names must be unique")
-        for name in self.methods:
-            if not name or not name.replace("_", "").replace("-", "").isalnum():
-                raise ConfigError(f"methods: '{name}' must be letters, digits, '_' or '-'")
-            if name == "real":
-                raise ConfigError("methods: 'real' is reserved for the real-data floor")
+        if "real" in self.methods:
+            raise ConfigError("methods: 'real' is reserved for the real-data floor")
 
 
-# ----------------------------------------------------------------- torch-fidelity plumbing
+# ----------------------------------------------------------------- judge features
 
 
-class ImageTensorDataset(Dataset):
+class JudgeFeatures:
+    """A judge's penultimate features (N, D) and logits (N, K) of uint8 images."""
+
+    def __init__(self, embed: torch.Tensor, logits: torch.Tensor):
+        self.embed, self.logits = embed, logits
+
+    def __len__(self) -> int:
+        return int(self.embed.shape[0])
+
+    def subset(self, index: torch.Tensor) -> JudgeFeatures:
+        return JudgeFeatures(self.embed[index], self.logits[index])
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return self.logits.double().softmax(1)
+
+
+def judge_features(
+    judge: Classifier, images: torch.Tensor, batch_size: int, device: torch.device | str = "cpu"
+) -> JudgeFeatures:
+    """uint8 (N, C, H, W) -> the judge's features, as the torch-fidelity extractor computes them
+    (`JudgeFeatureExtractor.forward`: float conversion, penultimate latent, linear head)."""
+    judge.eval()
+
+    def both(x: torch.Tensor) -> torch.Tensor:
+        latent, _ = judge.forward_features(to_float(x))
+        return torch.cat([latent, judge.head(latent)], dim=1).float()
+
+    out = batched(both, images, batch_size, device)
+    d = judge.head.in_features
+    if len(images) == 0:
+        return JudgeFeatures(torch.zeros(0, d), torch.zeros(0, judge.num_outputs))
+    return JudgeFeatures(out[:, :d], out[:, d:])
+
+
+def register_judge_extractor() -> str:
+    """Register the judge as a torch-fidelity feature extractor once per process (for
+    torch-fidelity's own entry points, e.g. `fidelity --feature-extractor cgen-judge`)."""
+    from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
+
+    from pipeline.checkpoint import load_classifier
+
+    class JudgeFeatureExtractor(FeatureExtractorBase):
+        """uint8 images -> (penultimate features, logits); the checkpoint path arrives as
+        `feature_extractor_weights_path`. Its cache is keyed by name, not weights: pass
+        cache=False."""
+
+        def __init__(self, name: str, features_list: list[str], **kwargs: Any):
+            super().__init__(name, features_list)
+            path = kwargs.get("feature_extractor_weights_path")
+            if path is None:
+                raise ValueError(f"{name}: needs feature_extractor_weights_path (a judge)")
+            self.model, _ = load_classifier(Path(path))
+
+        @staticmethod
+        def get_provided_features_list() -> tuple[str, ...]:
+            return (FEATURE_EMBED, FEATURE_LOGITS)
+
+        @staticmethod
+        def get_default_feature_layer_for_metric(metric: str) -> str:
+            return FEATURE_LOGITS if metric == "isc" else FEATURE_EMBED
+
+        @staticmethod
+        def can_be_compiled() -> bool:
+            return False
+
+        @staticmethod
+        def get_dummy_input_for_compile() -> None:
+            return None
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            f = judge_features(self.model, x, len(x), x.device)
+            out = {FEATURE_EMBED: f.embed, FEATURE_LOGITS: f.logits}
+            return tuple(out[name] for name in self.features_list)
+
+    if JUDGE_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor(JUDGE_EXTRACTOR, JudgeFeatureExtractor)
+    return JUDGE_EXTRACTOR
+
+
+# ----------------------------------------------------------------- torch-fidelity on features
+
+
+def fid_stats(features: torch.Tensor) -> dict:
+    from torch_fidelity.metric_fid import fid_features_to_statistics
+
+    return fid_features_to_statistics(features.double())
+
+
+def fid(fake: torch.Tensor | dict, real: torch.Tensor | dict) -> float:
+    """FID between two feature sets (N, D) (or their statistics)."""
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_statistics_to_metric
+
+    a = fake if isinstance(fake, dict) else fid_stats(fake)
+    b = real if isinstance(real, dict) else fid_stats(real)
+    # a set measured against itself can come out at -1e-8: FID is a squared distance
+    return max(0.0, float(fid_statistics_to_metric(a, b, verbose=False)[KEY_METRIC_FID]))
+
+
+def fidelity(fake: JudgeFeatures, real: JudgeFeatures, cfg: EvalConfig) -> dict[str, float]:
+    """Judge-FID/KID/IS and precision/recall (torch-fidelity's metric functions)."""
+    from torch_fidelity.metric_isc import (
+        KEY_METRIC_ISC_MEAN,
+        KEY_METRIC_ISC_STD,
+        isc_features_to_metric,
+    )
+    from torch_fidelity.metric_kid import (
+        KEY_METRIC_KID_MEAN,
+        KEY_METRIC_KID_STD,
+        kid_features_to_metric,
+    )
+    from torch_fidelity.metric_prc import (
+        KEY_METRIC_PRECISION,
+        KEY_METRIC_RECALL,
+        prc_features_to_metric,
+    )
+
+    n = min(len(fake), len(real))
+    kid = kid_features_to_metric(
+        fake.embed.double(),
+        real.embed.double(),
+        kid_subsets=cfg.kid_subsets,
+        kid_subset_size=min(cfg.kid_subset_size, n),  # it must not exceed either set
+        rng_seed=cfg.seed % 2**32,
+        verbose=False,
+        kid_degree=3,
+        kid_gamma=None,
+        kid_coef0=1,
+        kid_kernel="poly",
+    )
+    isc = isc_features_to_metric(
+        fake.logits, splits=max(1, min(cfg.isc_splits, len(fake))), rng_seed=cfg.seed % 2**32
+    )
+    prc = prc_features_to_metric(
+        fake.embed,
+        real.embed,
+        prc_neighborhood=cfg.prc_neighborhood,
+        prc_batch_size=10000,
+        save_cpu_ram=True,
+        verbose=False,
+    )
+    return {
+        JUDGE_FID: fid(fake.embed, real.embed),
+        JUDGE_KID: kid[KEY_METRIC_KID_MEAN],
+        JUDGE_KID_STD: kid[KEY_METRIC_KID_STD],
+        JUDGE_IS: isc[KEY_METRIC_ISC_MEAN],
+        JUDGE_IS_STD: isc[KEY_METRIC_ISC_STD],
+        PRECISION: prc[KEY_METRIC_PRECISION],
+        RECALL: prc[KEY_METRIC_RECALL],
+    }
+
+
+def bootstrap_interval(
+    stat: Callable[[torch.Tensor], float],
+    n: int,
+    replicates: int,
+    confidence: float,
+    gen: torch.Generator,
+) -> tuple[float, float]:
+    """A bootstrap interval of stat: the spread of stat over `replicates` resamples of range(n)
+    with replacement, placed around the full-sample value t = stat(all): [t + q_lo - m, t + q_hi
+    - m], with q the resamples' quantiles and m their median. A resample repeats items, which
+    inflates FID by a bias larger than its spread at small n; the plain percentile interval then
+    lies above t, and the basic one below it. Shifting by the median keeps the bootstrap's spread
+    and removes that bias to first order, so the interval always holds t."""
+    full = stat(torch.arange(n))
+    values = torch.tensor(
+        [stat(torch.randint(n, (n,), generator=gen)) for _ in range(replicates)],
+        dtype=torch.float64,
+    )
+    tail = (1 - confidence) / 2
+    q_lo, q_hi, mid = (float(values.quantile(q)) for q in (tail, 1 - tail, 0.5))
+    return full + q_lo - mid, full + q_hi - mid
+
+
+def inception_unavailable(weights: str | None) -> str | None:
+    """Why Inception metrics cannot be computed (None when they can). Never downloads."""
+    if weights is None:
+        return "not computed: eval.inception_weights is null (no local Inception weights)"
+    if not Path(weights).is_file():
+        return f"not computed: eval.inception_weights file {weights} does not exist"
+    return None
+
+
+class ImageTensorDataset(torch.utils.data.Dataset):
     """uint8 (N, C, H, W) images as the Dataset torch-fidelity reads, one (C, H, W) per item."""
 
     def __init__(self, images: torch.Tensor, channels: int | None = None):
@@ -126,107 +340,12 @@ class ImageTensorDataset(Dataset):
         return self.images[i]
 
 
-class JudgeFeatureExtractor(FeatureExtractorBase):
-    """The judge as a torch-fidelity extractor: uint8 images -> (penultimate features, logits).
-
-    torch-fidelity hands `feature_extractor_weights_path` to the constructor: it is our judge
-    checkpoint, rebuilt from the file alone. Its feature cache is keyed by extractor name and input
-    name only, not by weights, so every call from this module passes `cache=False`.
-    """
-
-    def __init__(self, name: str, features_list: list[str], **kwargs: Any):
-        super().__init__(name, features_list)
-        path = kwargs.get("feature_extractor_weights_path")
-        if path is None:
-            raise ValueError(f"{name}: needs feature_extractor_weights_path (the judge checkpoint)")
-        self.model, _ = load_classifier(Path(path))
-
-    @staticmethod
-    def get_provided_features_list() -> tuple[str, ...]:
-        return (FEATURE_EMBED, FEATURE_LOGITS)
-
-    @staticmethod
-    def get_default_feature_layer_for_metric(metric: str) -> str:
-        return FEATURE_LOGITS if metric == "isc" else FEATURE_EMBED
-
-    @staticmethod
-    def can_be_compiled() -> bool:
-        return False
-
-    @staticmethod
-    def get_dummy_input_for_compile() -> None:
-        return None
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:  # x: (B, C, H, W) uint8
-        latent, _ = self.model.forward_features(to_float(x))  # (B, D)
-        out = {FEATURE_EMBED: latent, FEATURE_LOGITS: self.model.head(latent)}  # logits (B, K)
-        return tuple(out[name].float() for name in self.features_list)
-
-
-def register_judge_extractor() -> str:
-    """Register JudgeFeatureExtractor once per process; return its registry name."""
-    if JUDGE_EXTRACTOR not in FEATURE_EXTRACTORS_REGISTRY:
-        register_feature_extractor(JUDGE_EXTRACTOR, JudgeFeatureExtractor)
-    return JUDGE_EXTRACTOR
-
-
-def fidelity_settings(cfg: EvalConfig, n_fake: int, n_real: int, cuda: bool) -> dict[str, Any]:
-    """torch-fidelity keyword arguments shared by every call, clipped to the sample counts."""
-    return {
-        "cuda": cuda,
-        "batch_size": cfg.batch_size,
-        "isc_splits": max(1, min(cfg.isc_splits, n_fake)),
-        "kid_subsets": cfg.kid_subsets,
-        "kid_subset_size": min(cfg.kid_subset_size, n_fake, n_real),  # it must not exceed either
-        "prc_neighborhood": cfg.prc_neighborhood,
-        "rng_seed": cfg.seed % 2**32,  # numpy RandomState seeds are 32-bit
-        "cache": False,  # its cache key ignores the weights: a retrained judge would reuse stats
-        "save_cpu_ram": True,  # DataLoader without worker processes (2 shared cores here)
-        "verbose": False,
-    }
-
-
-def judge_fidelity(
-    fake: torch.Tensor, real: torch.Tensor, judge_path: Path, cfg: EvalConfig, cuda: bool
-) -> dict[str, float]:
-    """Judge-FID/KID/IS and precision/recall of uint8 `fake` against uint8 `real` images."""
-    if len(fake) <= cfg.prc_neighborhood or len(real) <= cfg.prc_neighborhood:
-        raise ValueError(f"need more than prc_neighborhood={cfg.prc_neighborhood} images per set")
-    out = torch_fidelity.calculate_metrics(
-        input1=ImageTensorDataset(fake),
-        input2=ImageTensorDataset(real),
-        isc=True,
-        fid=True,
-        kid=True,
-        prc=True,
-        feature_extractor=register_judge_extractor(),
-        feature_extractor_weights_path=str(judge_path),
-        **fidelity_settings(cfg, len(fake), len(real), cuda),
-    )
-    return {
-        JUDGE_FID: out[torch_fidelity.KEY_METRIC_FID],
-        JUDGE_KID: out[torch_fidelity.KEY_METRIC_KID_MEAN],
-        JUDGE_KID_STD: out[torch_fidelity.KEY_METRIC_KID_STD],
-        JUDGE_IS: out[torch_fidelity.KEY_METRIC_ISC_MEAN],
-        JUDGE_IS_STD: out[torch_fidelity.KEY_METRIC_ISC_STD],
-        PRECISION: out[torch_fidelity.KEY_METRIC_PRECISION],
-        RECALL: out[torch_fidelity.KEY_METRIC_RECALL],
-    }
-
-
-def inception_unavailable(weights: str | None) -> str | None:
-    """Why Inception metrics cannot be computed (None when they can). Never downloads."""
-    if weights is None:
-        return "not computed: eval.inception_weights is null (no local Inception weights)"
-    if not Path(weights).is_file():
-        return f"not computed: eval.inception_weights file {weights} does not exist"
-    return None
-
-
 def inception_fidelity(
     fake: torch.Tensor, real: torch.Tensor, weights: Path, cfg: EvalConfig, cuda: bool
 ) -> dict[str, float]:
     """Inception-v3 FID/KID/IS from a local weights file (no precision/recall: VGG16 downloads)."""
+    import torch_fidelity
+
     out = torch_fidelity.calculate_metrics(
         input1=ImageTensorDataset(fake, channels=3),
         input2=ImageTensorDataset(real, channels=3),
@@ -236,7 +355,15 @@ def inception_fidelity(
         prc=False,
         feature_extractor=INCEPTION_EXTRACTOR,
         feature_extractor_weights_path=str(weights),
-        **fidelity_settings(cfg, len(fake), len(real), cuda),
+        cuda=cuda,
+        batch_size=cfg.batch_size,
+        isc_splits=max(1, min(cfg.isc_splits, len(fake))),
+        kid_subsets=cfg.kid_subsets,
+        kid_subset_size=min(cfg.kid_subset_size, len(fake), len(real)),
+        rng_seed=cfg.seed % 2**32,
+        cache=False,
+        save_cpu_ram=True,
+        verbose=False,
     )
     return {
         INCEPTION_FID: out[torch_fidelity.KEY_METRIC_FID],
@@ -249,48 +376,79 @@ def inception_fidelity(
 # ----------------------------------------------------------------- judge probabilities
 
 
-@torch.no_grad()
-def judge_probabilities(
-    judge: Classifier, images: torch.Tensor, batch_size: int, device: torch.device | str = "cpu"
-) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> (N, K) float64 softmax of the judge (eval mode: batch-independent)."""
-    judge.eval()
-    out = [
-        judge(to_float(images[i : i + batch_size]).to(device)).double().softmax(1).cpu()
-        for i in range(0, len(images), batch_size)
-    ]
-    return torch.cat(out) if out else torch.zeros(0, judge.num_outputs, dtype=torch.float64)
-
-
 def discriminability(probs: torch.Tensor, labels: torch.Tensor) -> float:
     """AC-GAN's discriminability: share of samples the judge assigns to their intended class."""
     return float((probs.argmax(1) == labels).double().mean())
 
 
-def two_class_mixtures(
-    targets: torch.Tensor,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Rows of (N, K) `targets` mixing exactly two classes: (row, i, j, weight of i), i < j."""
-    nonzero = targets > 1e-6
-    rows = torch.nonzero(nonzero.sum(1) == 2).flatten()
-    pairs = torch.nonzero(nonzero[rows])[:, 1].view(-1, 2)  # (R, 2), column indices ascending
-    i, j = pairs[:, 0], pairs[:, 1]
-    return rows, i, j, targets[rows, i]
-
-
-def interpolation_error(probs: torch.Tensor, targets: torch.Tensor) -> float | None:
-    """Mean |p(i) / (p(i) + p(j)) - lambda| over samples made for lambda*e_i + (1-lambda)*e_j.
-
-    STIC claims soft fakes interpolate between classes; 0 means the judge's relative belief
-    between the two mixed classes equals the mixing weight. None when no two-class soft target.
-    """
+def interpolation(probs: torch.Tensor, targets: torch.Tensor) -> dict[str, float | None]:
+    """For samples made for lambda e_i + (1 - lambda) e_j: the mean |p(i) / (p(i) + p(j)) -
+    lambda| (0: the judge's relative belief follows the mixing weight), the same for a constant
+    answer 0.5 (chance), and the judge's mass p(i) + p(j) on the two classes (1: the sample looks
+    like one of them at all). None when there is no two-class soft target."""
     rows, i, j, lam = two_class_mixtures(targets)
     if len(rows) == 0:
-        return None
+        keys = (INTERPOLATION_ERROR, INTERPOLATION_LO, INTERPOLATION_HI, INTERPOLATION_CHANCE)
+        return dict.fromkeys((*keys, PAIR_MASS))
     p = probs[rows].double()
     p_i, p_j = p.gather(1, i[:, None])[:, 0], p.gather(1, j[:, None])[:, 0]
     relative = p_i / (p_i + p_j).clamp_min(1e-300)
-    return float((relative - lam.double()).abs().mean())
+    lam = lam.double()
+    errors = (relative - lam).abs()
+    half = NORMAL_95 * float(errors.std()) / math.sqrt(len(errors)) if len(errors) > 1 else math.nan
+    return {
+        INTERPOLATION_ERROR: float(errors.mean()),
+        INTERPOLATION_LO: float(errors.mean()) - half,
+        INTERPOLATION_HI: float(errors.mean()) + half,
+        INTERPOLATION_CHANCE: float((0.5 - lam).abs().mean()),
+        PAIR_MASS: float((p_i + p_j).mean()),
+    }
+
+
+# ----------------------------------------------------------------- memorisation
+
+
+def nearest_distances(a: torch.Tensor, b: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """(N,) Euclidean distance from each row of `a` (N, D) to its nearest row of `b` (M, D)."""
+    b = b.double()
+    out = [torch.cdist(a[i : i + batch_size].double(), b).min(1).values
+           for i in range(0, len(a), batch_size)]  # fmt: skip
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.float64)
+
+
+def nearest_index(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(N,) index of each row of `a`'s nearest row of `b`."""
+    return torch.cdist(a.double(), b.double()).argmin(1)
+
+
+def memorisation(
+    sample: torch.Tensor, held_out: torch.Tensor, train: torch.Tensor
+) -> tuple[float | None, float | None]:
+    """(median NN distance to `train` of samples / of held-out real images, share of samples
+    nearer a training image than the 5% quantile of held-out images' NN distances). Ratio < 1:
+    samples sit closer to the training images than unseen real images do."""
+    if len(sample) == 0:
+        return None, None
+    d_s = nearest_distances(sample, train)
+    d_h = nearest_distances(held_out, train)
+    ratio = float(d_s.median() / d_h.median().clamp_min(1e-12))
+    copies = float((d_s < d_h.quantile(COPY_QUANTILE)).double().mean())
+    return ratio, copies
+
+
+def distinct_share(images: torch.Tensor, labels: torch.Tensor) -> float | None:
+    """Share of images that are no near-copy (RMS difference < DUPLICATE_RMS in [-1, 1] units)
+    of an earlier image of their class: 1 for a varied set, 1/n for one image repeated."""
+    if len(images) == 0:
+        return None
+    x = to_float(images).flatten(1).double()
+    keep = 0
+    for c in torch.unique(labels).tolist():
+        xc = x[labels == c]
+        d = torch.cdist(xc, xc) / math.sqrt(x.shape[1])  # RMS differences
+        earlier = torch.ones_like(d, dtype=torch.bool).tril(-1)
+        keep += int((~((d < DUPLICATE_RMS) & earlier).any(1)).sum())
+    return keep / len(images)
 
 
 # ----------------------------------------------------------------- diversity (MS-SSIM)
@@ -302,14 +460,15 @@ def msssim_upsample_factor(side: int, window: int = MSSSIM_WINDOW) -> int:
     Small images (16x16 digits) are upsampled bilinearly by this factor so the maintained
     implementation runs unmodified with its five scales and standard weights; with the 3-tap window
     the factor at 16 px is 3 (48 px), so the five scales' windows span about 1, 2, 4, 8 and 16
-    original pixels, i.e. from one pixel to the whole image.
-    """
+    original pixels, i.e. from one pixel to the whole image."""
     limit = (window - 1) * 2**MSSSIM_DOWNSAMPLINGS
     return 1 if side > limit else limit // side + 1
 
 
 def msssim_pairs(a: torch.Tensor, b: torch.Tensor, batch_size: int = 100) -> torch.Tensor:
     """MS-SSIM of uint8 (P, C, H, W) images `a[p]` vs `b[p]` -> (P,) float64 in [0, 1]."""
+    from pytorch_msssim import ms_ssim
+
     factor = msssim_upsample_factor(min(a.shape[-2:]))
     out = []
     for s in range(0, len(a), batch_size):
@@ -338,11 +497,7 @@ def same_class_pairs(
 
 
 def class_msssim(
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    pairs_per_class: int,
-    seed: int,
-    batch_size: int = 100,
+    images: torch.Tensor, labels: torch.Tensor, pairs_per_class: int, seed: int, batch_size: int
 ) -> dict[int, float]:
     """Mean MS-SSIM of random same-class pairs, per class (higher = less diverse)."""
     gen = torch.Generator().manual_seed(seed)
@@ -385,71 +540,122 @@ def real_as_samples(data: ImageSet, method: str = "real") -> SampleSet:
     )
 
 
+@dataclass
+class Evaluation:
+    metrics: dict[str, Any]
+    hard: SampleSet  # the hard samples measured
+    neighbours: torch.Tensor  # (n,) index into the training set of each shown sample's nearest
+    shown: torch.Tensor  # (n,) index into `hard` of the samples shown with their neighbour
+    soft_probs: torch.Tensor  # (S, K) the main judge's probabilities of the soft samples
+    soft: SampleSet
+
+
 def evaluate_samples(
     samples: SampleSet,
-    reference: ImageSet,
-    judge: Classifier,
-    judge_path: Path,
+    train: ImageSet,
+    test: ImageSet,
+    judges: Mapping[str, Classifier],
     cfg: EvalConfig,
     device: torch.device | str = "cpu",
-) -> dict[str, Any]:
-    """Every metric of `samples` against the real `reference` (the training images).
+) -> Evaluation:
+    """Every metric of `samples` against the real training images, with the held-out test
+    images as the second reference and the yardstick of memorisation.
 
-    Hard samples (one-hot targets) give the fidelity metrics, discriminability and diversity;
-    soft samples (mixed targets) give the interpolation error. Each part is capped at
-    `cfg.num_samples`, chosen by `cfg.seed`. Metrics that cannot be measured are None.
-    """
-    if samples.class_names != reference.class_names:
+    `judges`: "judge" (every headline metric) and optionally "judge_b" (judge-FID and
+    discriminability again, from a judge of another seed and architecture). Hard samples give
+    fidelity, discriminability, memorisation and diversity; soft samples the interpolation
+    metrics. Both parts are capped at n = cfg.count(len(test)), chosen by cfg.seed."""
+    if samples.class_names != train.class_names:
         raise ValueError(
             f"{samples.method}: classes {samples.class_names} differ from the real "
-            f"data's {reference.class_names}"
+            f"data's {train.class_names}"
         )
+    n = cfg.count(len(test))
     hard_idx = torch.nonzero(samples.hard).flatten()
     soft_idx = torch.nonzero(~samples.hard).flatten()
-    hard = samples.subset(hard_idx[cap(len(hard_idx), cfg.num_samples, cfg.seed)])
-    soft = samples.subset(soft_idx[cap(len(soft_idx), cfg.num_samples, cfg.seed + 1)])
-    cuda = torch.device(device).type == "cuda"
+    hard = samples.subset(hard_idx[cap(len(hard_idx), n, cfg.seed)])
+    soft = samples.subset(soft_idx[cap(len(soft_idx), n, cfg.seed + 1)])
     metrics: dict[str, Any] = {
+        EVAL_COUNT: n,
         NUM_HARD: len(hard),
         NUM_SOFT: len(soft),
-        NUM_REFERENCE: len(reference),
+        NUM_REFERENCE: len(train),
     }
-
+    judge = judges["judge"]
+    f_hard = judge_features(judge, hard.images, cfg.batch_size, device)
+    f_train = judge_features(judge, train.images, cfg.batch_size, device)
+    f_test = judge_features(judge, test.images, cfg.batch_size, device)
     enough = len(hard) > cfg.prc_neighborhood
-    fidelity_keys = (JUDGE_FID, JUDGE_KID, JUDGE_KID_STD, JUDGE_IS, JUDGE_IS_STD, PRECISION, RECALL)
     if cfg.judge_metrics and enough:
-        metrics |= judge_fidelity(hard.images, reference.images, judge_path, cfg, cuda)
-    else:
-        metrics |= dict.fromkeys(fidelity_keys)
+        metrics |= fidelity(f_hard, f_train, cfg)
+        train_stats = fid_stats(f_train.embed)
+        if cfg.bootstrap > 0:
+            lo, hi = bootstrap_interval(
+                lambda idx: fid(f_hard.embed[idx], train_stats),
+                len(hard),
+                cfg.bootstrap,
+                cfg.confidence,
+                torch.Generator().manual_seed(cfg.seed),
+            )
+            metrics |= {JUDGE_FID_LO: max(0.0, lo), JUDGE_FID_HI: hi}
+        metrics[JUDGE_FID_TEST] = fid(f_hard.embed, f_test.embed)
+    metrics[DISCRIMINABILITY] = discriminability(f_hard.probs, hard.labels) if len(hard) else None
 
-    probs_hard = judge_probabilities(judge, hard.images, cfg.batch_size, device)
-    metrics[DISCRIMINABILITY] = discriminability(probs_hard, hard.labels) if len(hard) else None
-    probs_soft = judge_probabilities(judge, soft.images, cfg.batch_size, device)
-    metrics[INTERPOLATION_ERROR] = interpolation_error(probs_soft, soft.targets)
+    ratio_f, _ = memorisation(f_hard.embed, f_test.embed, f_train.embed)
+    pixels = {name: to_float(d.images).flatten(1) for name, d in (("hard", hard), ("train", train),
+                                                                  ("test", test))}  # fmt: skip
+    ratio_p, copies = memorisation(pixels["hard"], pixels["test"], pixels["train"])
+    metrics |= {NN_FEATURE_RATIO: ratio_f, NN_PIXEL_RATIO: ratio_p, COPY_SHARE: copies}
+    shown = _spread(hard.labels, cfg.neighbours)
+    neighbours = nearest_index(pixels["hard"][shown], pixels["train"]) if len(shown) else shown
+    metrics[DISTINCT_SHARE] = distinct_share(hard.images, hard.labels)
+
+    for name, other in judges.items():
+        if name == "judge":
+            continue
+        f_o = judge_features(other, hard.images, cfg.batch_size, device)
+        if cfg.judge_metrics and enough:
+            f_o_train = judge_features(other, train.images, cfg.batch_size, device)
+            metrics[f"{name}_fid"] = fid(f_o.embed, f_o_train.embed)
+        metrics[f"{name}_discriminability"] = (
+            discriminability(f_o.probs, hard.labels) if len(hard) else None
+        )
+
+    f_soft = judge_features(judge, soft.images, cfg.batch_size, device)
+    metrics |= interpolation(f_soft.probs, soft.targets)
 
     if cfg.diversity:
         real_scores = class_msssim(
-            reference.images, reference.labels, cfg.diversity_pairs, cfg.seed, cfg.batch_size
+            train.images, train.labels, cfg.diversity_pairs, cfg.seed, cfg.batch_size
         )
         scores = class_msssim(
             hard.images, hard.labels, cfg.diversity_pairs, cfg.seed, cfg.batch_size
         )
         metrics |= diversity_summary(scores, real_scores)
-    else:
-        metrics |= {DIVERSITY: None, DIVERSE_FRACTION: None, DIVERSITY_THRESHOLD: None}
 
     reason = inception_unavailable(cfg.inception_weights)
     if reason is None and not enough:
         reason = f"not computed: only {len(hard)} hard samples"
     if reason is None:
+        cuda = torch.device(device).type == "cuda"
         metrics |= inception_fidelity(
-            hard.images, reference.images, Path(cfg.inception_weights), cfg, cuda
+            hard.images, train.images, Path(cfg.inception_weights), cfg, cuda
         )  # type: ignore[arg-type]
         metrics[INCEPTION_STATUS] = "computed"
     else:
-        metrics |= dict.fromkeys((INCEPTION_FID, INCEPTION_KID, INCEPTION_IS, INCEPTION_IS_STD))
         metrics[INCEPTION_STATUS] = reason
-    return {
+    clean = {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v)
         for k, v in metrics.items()
     }
+    return Evaluation(clean, hard, neighbours, shown, f_soft.probs, soft)
+
+
+def _spread(labels: torch.Tensor, n: int) -> torch.Tensor:
+    """Up to n indices, cycling through the classes (first sample of each class, then second...)."""
+    by_class = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels).tolist()]
+    out, depth = [], 0
+    while len(out) < n and any(depth < len(ix) for ix in by_class):
+        out += [int(ix[depth]) for ix in by_class if depth < len(ix)][: n - len(out)]
+        depth += 1
+    return torch.tensor(out, dtype=torch.long)

@@ -16,19 +16,20 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pipeline.config import ConfigError
+from pipeline.errors import ConfigError
 
 Norm = Literal["batch", "group", "none"]
+MIN_IMAGE_SIZE = {"small_cnn": 4, "judge_cnn": 4, "score_cnn": 4, "wrn": 4, "resnet18": 8}
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     arch: str  # a key of ARCHITECTURES
-    width: int = 32  # base channel count (small_cnn, judge_cnn, resnet18)
-    depth: int = 28  # wrn only: 6n + 4 layers
-    widen_factor: int = 10  # wrn only
-    dropout: float = 0.0
-    norm: Norm = "none"  # normalisation in small_cnn/wrn/resnet18 (judge_cnn always uses batch)
+    width: int  # base channel count (small_cnn, judge_cnn, score_cnn, resnet18)
+    dropout: float
+    norm: Norm  # normalisation in small_cnn/wrn/resnet18 (judge_cnn always uses batch)
+    depth: int | None = None  # wrn only (unset elsewhere): 6n + 4 layers
+    widen_factor: int | None = None  # wrn only (unset elsewhere)
 
     def validate(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -37,10 +38,23 @@ class ModelConfig:
             )
         if self.width < 1:
             raise ConfigError("width: must be positive")
-        if self.arch == "wrn" and (self.depth - 4) % 6 != 0:
-            raise ConfigError("depth: a Wide-ResNet needs depth = 6n + 4 (e.g. 28)")
+        if self.arch == "wrn":
+            if self.depth is None or self.widen_factor is None or (self.depth - 4) % 6 != 0:
+                raise ConfigError(
+                    "depth: a Wide-ResNet needs depth = 6n + 4 (e.g. 28) and widen_factor set"
+                )
+        elif self.depth is not None or self.widen_factor is not None:
+            raise ConfigError(f"depth: and widen_factor are wrn-only; unset them for {self.arch}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("dropout: must be in [0, 1)")
+
+    def check_image_size(self, size: int, key: str) -> None:
+        """Refuse, before any training, an image too small for the architecture's strides."""
+        if size < MIN_IMAGE_SIZE[self.arch]:
+            raise ConfigError(
+                f"{key}.arch: {self.arch} needs images of at least {MIN_IMAGE_SIZE[self.arch]} px "
+                f"(data.image_size is {size})"
+            )
 
 
 def _norm(kind: Norm, channels: int) -> nn.Module:
@@ -104,6 +118,65 @@ class SmallCNN(Classifier):
         m3 = self.block3(m2)  # (B, 4w, H/4, W/4)
         latent = self.drop(m3.mean(dim=(2, 3)))  # (B, 4w)
         return latent, {"block1": m1, "block2": m2, "block3": m3}
+
+
+class ScoreCNN(Classifier):
+    """A noise-conditional classifier g(x, sigma) for Score-STIC: SmallCNN's blocks, each feature
+    map modulated by an embedding of log sigma (FiLM: h * (1 + gamma) + beta).
+
+    `features_at(x, sigma)` takes one level per image; `at(sigma)` is the same network as an
+    ordinary Classifier at one level (what the samplers take). The class score is g / sigma
+    (`pipeline.methods.score`), so g's input gradient stays of unit scale at every level."""
+
+    def __init__(self, in_channels: int, num_outputs: int, cfg: ModelConfig):
+        super().__init__()
+        w, act = cfg.width, nn.SiLU
+        self.block1 = nn.Sequential(
+            nn.Conv2d(in_channels, w, 3, padding=1), act(), nn.Conv2d(w, w, 3, 2, 1), act()
+        )
+        self.block2 = nn.Sequential(
+            nn.Conv2d(w, 2 * w, 3, padding=1), act(), nn.Conv2d(2 * w, 2 * w, 3, 2, 1), act()
+        )
+        self.block3 = nn.Sequential(nn.Conv2d(2 * w, 4 * w, 3, padding=1), act())
+        self.embed_sigma = nn.Sequential(nn.Linear(1, 4 * w), act(), nn.Linear(4 * w, 4 * w), act())
+        self.film = nn.ModuleList([nn.Linear(4 * w, 2 * c) for c in (w, 2 * w, 4 * w)])
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(4 * w, num_outputs)
+        self.map_names = ("block1", "block2", "block3")
+
+    def features_at(
+        self, x: torch.Tensor, sigma: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """x (B, C, H, W), sigma (B,) -> latent (B, 4w) and the modulated maps."""
+        emb = self.embed_sigma(sigma.log().view(-1, 1).to(x.dtype))  # (B, 4w)
+        maps, h = {}, x
+        for name, block, film in zip(
+            self.map_names, (self.block1, self.block2, self.block3), self.film, strict=True
+        ):
+            h = block(h)
+            gamma, beta = film(emb).chunk(2, dim=1)  # (B, C) each
+            h = h * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+            maps[name] = h
+        return self.drop(h.mean(dim=(2, 3))), maps
+
+    def forward_features(self, x):
+        raise ValueError("ScoreCNN needs a noise level: use features_at(x, sigma) or at(sigma)")
+
+    def at(self, sigma: float) -> Classifier:
+        """This network at noise level `sigma`, as a Classifier sharing its parameters."""
+        return AtLevel(self, sigma)
+
+
+class AtLevel(Classifier):
+    """A noise-conditional network with its level fixed: forward_features(x) = features_at(x, s)."""
+
+    def __init__(self, net: ScoreCNN, sigma: float):
+        super().__init__()
+        self.net, self.sigma = net, float(sigma)
+        self.head, self.map_names = net.head, net.map_names
+
+    def forward_features(self, x):
+        return self.net.features_at(x, torch.full((x.shape[0],), self.sigma, device=x.device))
 
 
 class JudgeCNN(Classifier):
@@ -232,9 +305,26 @@ class ResNet18(Classifier):
 ARCHITECTURES: dict[str, Callable[[int, int, ModelConfig], Classifier]] = {
     "small_cnn": SmallCNN,
     "judge_cnn": JudgeCNN,
+    "score_cnn": ScoreCNN,
     "wrn": WideResNet,
     "resnet18": ResNet18,
 }
+
+
+def expected_args(cfg: ModelConfig, in_channels: int) -> dict:
+    """Model args a checkpoint must have under the current parameters (`num_outputs` aside: STIC
+    rounds add a fake class), so a stale or foreign checkpoint is refused by key."""
+    return {**asdict(cfg), "in_channels": in_channels}
+
+
+def with_outputs(model: Classifier, args: dict, num_outputs: int) -> tuple[Classifier, dict]:
+    """`model` with `num_outputs` outputs: itself when it has them, else a copy whose extra head
+    rows are zero (STIC's fake class added to the K-class baseline keeps its predictions)."""
+    if model.num_outputs == num_outputs:
+        return model, args
+    if num_outputs < model.num_outputs:
+        raise ValueError(f"cannot drop outputs: {model.num_outputs} -> {num_outputs}")
+    return expand_outputs(model, args, num_outputs)
 
 
 def model_args(cfg: ModelConfig, in_channels: int, num_outputs: int) -> dict:

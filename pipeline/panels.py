@@ -9,8 +9,7 @@ from collections import Counter
 
 import torch
 
-from pipeline.metrics import two_class_mixtures
-from pipeline.samples import SampleSet
+from pipeline.samples import SampleSet, two_class_mixtures
 
 
 def class_rows(samples: SampleSet, per_class: int) -> tuple[torch.Tensor, list[str]]:
@@ -52,3 +51,10 @@ def interpolation_strips(
         names = samples.class_names
         strips.append((f"{names[a]}|{names[b]}", samples.images[rows[sel]], captions))
     return strips
+
+
+def neighbour_pairs(
+    shown: torch.Tensor, neighbours: torch.Tensor, train_images: torch.Tensor
+) -> torch.Tensor:
+    """Two rows: samples (uint8 (n, C, H, W)) above their nearest training images."""
+    return torch.cat([shown, train_images[neighbours]])

@@ -1,38 +1,42 @@
-"""The report: tables and figures from evaluation results, rendered as Markdown and as one
-self-contained HTML page (images embedded as base64; `dvc plots show` needs a CDN).
+"""The report: the claims with their verdicts, the tables and the figures, from evaluation results,
+rendered as Markdown and as one self-contained HTML page (images inlined as base64; `dvc plots
+show` needs a CDN).
 
-Everything here works on values handed in (entries, paths, bytes); nothing reads params.yaml or
-globs a folder: the stage passes exactly the rounds and methods that the parameters list.
+Everything here works on values handed in (rows, paths, bytes); nothing reads params.yaml or
+globs a folder: the stage passes exactly the rounds and sample sets the parameters list.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from pipeline import claims as C
 from pipeline import metrics as M
 
-Kind = Literal["round", "method", "real"]
+Group = Literal["method", "round", "ablation", "reference", "real"]
 MISSING = "–"  # shown where a metric does not apply or was not computed
 
 
 @dataclass(frozen=True)
-class Entry:
-    """One evaluated sample set (a STIC round, another method, or the real-data floor)."""
+class Row:
+    """One evaluated sample set (a method, a STIC round or ablation, a reference, the floor)."""
 
-    name: str  # r1, acgan, real
-    kind: Kind
-    metrics: Mapping[str, Any]  # the evaluate stage's JSON
-    accuracy: float | None = None  # real-test accuracy of the method's classifier, where it has one
-    seconds_per_sample: float | None = None
-    eval_seconds: float | None = None
-    sampler: str | None = None  # rounds: the classifier that drew the samples (rounds[key].prev)
-    figures: tuple[Path, ...] = field(default_factory=tuple)  # sample grid, interpolation strips
+    name: str
+    group: Group
+    label: str
+    eval: Mapping[str, Any]  # the evaluate stage's metrics
+    sampling: Mapping[str, Any] = field(default_factory=dict)  # the sampling stage's metrics
+    figures: tuple[tuple[Path, str], ...] = ()  # (PNG, caption)
+
+    def get(self, key: str) -> Any:
+        return self.eval.get(key, self.sampling.get(key))
 
 
 @dataclass(frozen=True)
@@ -50,249 +54,271 @@ class Reference:
 PUBLISHED: tuple[Reference, ...] = (
     # Odena, Olah, Shlens 2017 (AC-GAN), Table 1: CIFAR-10 Inception Score
     Reference("acgan", "cifar10", M.INCEPTION_IS, 8.25, 0.07, "Odena et al. 2017, Table 1"),
+    # Grathwohl et al. 2020 (JEM), Table 1 / 2: CIFAR-10 FID
+    Reference("jem", "cifar10", M.INCEPTION_FID, 38.4, None, "Grathwohl et al. 2020"),
 )
 
 
-# ----------------------------------------------------------------- pure helpers
+# ----------------------------------------------------------------- numbers
 
 
-def chain_order(rounds: Mapping[str, str]) -> list[str]:
-    """Round keys in chain order from r0 ({r2: r1, r1: r0} -> [r1, r2]); unlinked ones last."""
-    order, current = [], "r0"
-    children = {prev: key for key, prev in rounds.items()}
-    while current in children and children[current] not in order:
-        current = children[current]
-        order.append(current)
-    return order + [k for k in rounds if k not in order]
-
-
-def fmt(value: Any, digits: int = 3, std: Any = None) -> str:
-    if value is None or isinstance(value, str):
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None or isinstance(value, str) or (isinstance(value, float) and math.isnan(value)):
         return MISSING
-    text = f"{value:.{digits}f}"
-    return f"{text} ± {std:.{digits}f}" if isinstance(std, int | float) else text
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return f"{value:.{digits}f}"
 
 
-def fmt_seconds(value: float | None) -> str:
-    return MISSING if value is None else f"{value:.3g}"
+def fmt_interval(iv: C.Interval | None, digits: int = 3) -> str:
+    if iv is None:
+        return MISSING
+    if math.isnan(iv.lo):
+        return fmt(iv.value, digits)
+    return f"{fmt(iv.value, digits)} [{fmt(iv.lo, digits)}, {fmt(iv.hi, digits)}]"
 
 
-# (header, cell) for the method table and the per-round table
-Column = tuple[str, Callable[[Entry], str]]
-
-METRIC_COLUMNS: tuple[Column, ...] = (
-    ("judge-FID ↓", lambda e: fmt(e.metrics.get(M.JUDGE_FID), 2)),
-    ("judge-KID ↓", lambda e: fmt(e.metrics.get(M.JUDGE_KID), 3, e.metrics.get(M.JUDGE_KID_STD))),
-    ("judge-IS ↑", lambda e: fmt(e.metrics.get(M.JUDGE_IS), 2, e.metrics.get(M.JUDGE_IS_STD))),
-    ("precision ↑", lambda e: fmt(e.metrics.get(M.PRECISION))),
-    ("recall ↑", lambda e: fmt(e.metrics.get(M.RECALL))),
-    ("discriminability ↑", lambda e: fmt(e.metrics.get(M.DISCRIMINABILITY))),
-    ("MS-SSIM ↓", lambda e: fmt(e.metrics.get(M.DIVERSITY))),
-    ("diverse classes ↑", lambda e: fmt(e.metrics.get(M.DIVERSE_FRACTION), 2)),
-    ("interp. error ↓", lambda e: fmt(e.metrics.get(M.INTERPOLATION_ERROR))),
-)
-
-INCEPTION_COLUMNS: tuple[Column, ...] = (
-    ("Inception-FID ↓", lambda e: fmt(e.metrics.get(M.INCEPTION_FID), 2)),
-    ("Inception-KID ↓", lambda e: fmt(e.metrics.get(M.INCEPTION_KID), 4)),
-    (
-        "Inception-IS ↑",
-        lambda e: fmt(e.metrics.get(M.INCEPTION_IS), 2, e.metrics.get(M.INCEPTION_IS_STD)),
-    ),
-)
-
-
-def _label(e: Entry) -> str:
-    if e.kind == "real":
-        return "real data (floor: test vs train)"
-    if e.kind == "round":
-        return f"STIC {e.name} (fakes by {e.sampler})" if e.sampler else f"STIC {e.name}"
-    return e.name
-
-
-def inception_computed(entries: Sequence[Entry]) -> bool:
-    return any(e.metrics.get(M.INCEPTION_STATUS) == "computed" for e in entries)
-
-
-def method_table(entries: Sequence[Entry]) -> tuple[list[str], list[list[str]]]:
-    cols = METRIC_COLUMNS + (INCEPTION_COLUMNS if inception_computed(entries) else ())
-    headers = [
-        "method",
-        "real-test acc. ↑",
-        *[h for h, _ in cols],
-        "s / sample",
-        "n (hard/soft)",
-        "eval s",
-    ]
-    rows = []
-    for e in entries:
-        n = f"{e.metrics.get(M.NUM_HARD, 0)}/{e.metrics.get(M.NUM_SOFT, 0)}"
-        rows.append(
-            [
-                _label(e),
-                fmt(e.accuracy),
-                *[cell(e) for _, cell in cols],
-                fmt_seconds(e.seconds_per_sample),
-                n,
-                fmt_seconds(e.eval_seconds),
-            ]
-        )
-    return headers, rows
-
-
-def round_table(
-    r0_accuracy: float | None, rounds: Sequence[Entry]
-) -> tuple[list[str], list[list[str]]]:
-    """Classifier accuracy per round; sample metrics of the fakes each round trains on."""
-    headers = [
-        "round",
-        "classifier test acc. ↑",
-        "fakes drawn by",
-        *[h for h, _ in METRIC_COLUMNS],
-        "s / sample",
-    ]
-    rows = [["r0 (baseline)", fmt(r0_accuracy), MISSING, *[MISSING] * len(METRIC_COLUMNS), MISSING]]
-    for e in rounds:
-        rows.append(
-            [
-                e.name,
-                fmt(e.accuracy),
-                e.sampler or MISSING,
-                *[cell(e) for _, cell in METRIC_COLUMNS],
-                fmt_seconds(e.seconds_per_sample),
-            ]
-        )
-    return headers, rows
-
-
-ROUND_SERIES = (
-    ("classifier test accuracy", None),
-    ("judge-FID (fakes)", M.JUDGE_FID),
-    ("judge-IS (fakes)", M.JUDGE_IS),
-    ("precision (fakes)", M.PRECISION),
-    ("recall (fakes)", M.RECALL),
-    ("discriminability (fakes)", M.DISCRIMINABILITY),
-    ("MS-SSIM (fakes)", M.DIVERSITY),
-    ("interpolation error", M.INTERPOLATION_ERROR),
-)
-
-
-def round_series(
-    r0_accuracy: float | None, rounds: Sequence[Entry]
-) -> tuple[list[str], dict[str, list[float | None]]]:
-    """x labels (r0, r1, ...) and one series per metric for the line plots across rounds."""
-    xs = ["r0", *[e.name for e in rounds]]
-    series: dict[str, list[float | None]] = {}
-    for title, key in ROUND_SERIES:
-        if key is None:
-            series[title] = [r0_accuracy, *[e.accuracy for e in rounds]]
-        else:
-            series[title] = [None, *[e.metrics.get(key) for e in rounds]]
-    return xs, series
-
-
-def published_table(
-    dataset: str, entries: Sequence[Entry]
-) -> tuple[list[str], list[list[str]]] | None:
-    """Published numbers beside ours, only where dataset and (Inception) metric match."""
-    rows = []
-    for ref in PUBLISHED:
-        for e in entries:
-            ours = e.metrics.get(ref.key)
-            if e.name == ref.method and ref.dataset == dataset and isinstance(ours, int | float):
-                rows.append(
-                    [
-                        ref.method,
-                        ref.dataset,
-                        ref.key,
-                        fmt(ref.value, 2, ref.std),
-                        fmt(ours, 2),
-                        ref.source,
-                    ]
-                )
-    if not rows:
+def interval(row: Row | None, metric: str, accuracy_n: int | None = None) -> C.Interval | None:
+    """A row's metric with its 95% interval (module claims: how each kind gets one)."""
+    if row is None:
         return None
-    return ["method", "dataset", "metric", "published", "ours", "source"], rows
+    if metric == "acc":
+        acc, n = row.get("classifier_test_accuracy"), accuracy_n
+        if acc is None or not n:
+            return None
+        return C.Interval(acc, *C.wilson(acc * n, n))
+    value = row.get(metric)
+    if value is None:
+        return None
+    if metric == M.JUDGE_FID:
+        lo, hi = row.get(M.JUDGE_FID_LO), row.get(M.JUDGE_FID_HI)
+        return C.Interval(
+            value, lo if lo is not None else math.nan, hi if hi is not None else math.nan
+        )
+    if metric in (M.DISCRIMINABILITY, M.PRECISION, M.RECALL):
+        n = int(row.get(M.NUM_HARD) or 0)
+        return C.Interval(value, *C.wilson(value * n, n))
+    if metric == M.INTERPOLATION_ERROR:
+        lo, hi = row.get(M.INTERPOLATION_LO), row.get(M.INTERPOLATION_HI)
+        return C.Interval(
+            value, lo if lo is not None else math.nan, hi if hi is not None else math.nan
+        )
+    return C.Interval(value, math.nan, math.nan)
 
 
-# ----------------------------------------------------------------- document model and rendering
+def claim_lookup(rows: Mapping[str, Row], accuracy_n: int) -> C.Lookup:
+    def lookup(q: C.Quantity) -> C.Interval | None:
+        if q.row == "exact":
+            return C.Interval(1.0, 1.0, 1.0)
+        if q.metric == "fid_x2":
+            iv = interval(rows.get(q.row), M.JUDGE_FID)
+            return None if iv is None else C.Interval(2 * iv.value, 2 * iv.lo, 2 * iv.hi)
+        return interval(rows.get(q.row), q.metric, accuracy_n)
+
+    return lookup
+
+
+# ----------------------------------------------------------------- tables
+
+Column = tuple[str, Callable[[Row], str]]
+
+FIDELITY: tuple[Column, ...] = (
+    ("judge-FID ↓ [95% bootstrap]", lambda r: fmt_interval(interval(r, M.JUDGE_FID), 1)),
+    ("FID vs test ↓", lambda r: fmt(r.get(M.JUDGE_FID_TEST), 1)),
+    ("KID ↓", lambda r: fmt(r.get(M.JUDGE_KID), 3)),
+    ("precision ↑", lambda r: fmt(r.get(M.PRECISION), 2)),
+    ("recall ↑", lambda r: fmt(r.get(M.RECALL), 2)),
+    ("discriminability ↑", lambda r: fmt(r.get(M.DISCRIMINABILITY), 3)),
+    ("judge B: FID ↓", lambda r: fmt(r.get(f"{M.SECOND_JUDGE}_fid"), 1)),
+    ("judge B: discr. ↑", lambda r: fmt(r.get(f"{M.SECOND_JUDGE}_discriminability"), 3)),
+    ("distinct ↑", lambda r: fmt(r.get(M.DISTINCT_SHARE), 2)),
+    ("MS-SSIM ↓", lambda r: fmt(r.get(M.DIVERSITY), 3)),
+    ("interp. error ↓ (chance)", lambda r: _interp(r)),
+    ("pair mass ↑", lambda r: fmt(r.get(M.PAIR_MASS), 2)),
+    ("classifier acc.", lambda r: fmt(r.get("classifier_test_accuracy"), 3)),
+    ("passes / sample", lambda r: fmt(r.get("passes_per_sample"), 0)),
+    ("train passes / image", lambda r: fmt(r.get("train_passes_per_image"), 0)),
+)
+
+
+def _interp(r: Row) -> str:
+    err, chance = r.get(M.INTERPOLATION_ERROR), r.get(M.INTERPOLATION_CHANCE)
+    return MISSING if err is None else f"{fmt(err)} ({fmt(chance)})"
+
+
+def table(rows: Sequence[Row], columns: Sequence[Column], first: str = "set") -> tuple:
+    return (
+        "table",
+        [first, *(h for h, _ in columns)],
+        [[r.label, *(c(r) for _, c in columns)] for r in rows],
+    )
+
+
+ROUND_COLUMNS: tuple[Column, ...] = (
+    ("from", lambda r: str(r.sampling.get("prev", MISSING))),
+    ("test acc. ↑", lambda r: fmt(r.get("classifier_test_accuracy"), 3)),
+    ("judge-FID ↓ [95%]", lambda r: fmt_interval(interval(r, M.JUDGE_FID), 1)),
+    ("discriminability ↑", lambda r: fmt(r.get(M.DISCRIMINABILITY), 3)),
+    ("precision ↑", lambda r: fmt(r.get(M.PRECISION), 2)),
+    ("interp. error ↓", lambda r: fmt(r.get(M.INTERPOLATION_ERROR), 3)),
+    ("acceptance", lambda r: fmt(r.get("acceptance_rate"), 2)),
+    ("step size", lambda r: fmt(r.get("final_step_size"), 6)),
+    ("stuck chains", lambda r: fmt(r.get("stuck_share"), 2)),
+    ("p(fake) of samples", lambda r: fmt(r.get("p_fake"), 3)),
+    ("train passes / image", lambda r: fmt(r.get("train_passes_per_image"), 0)),
+)
+
+MEMORY_COLUMNS: tuple[Column, ...] = (
+    ("NN distance ratio, judge features", lambda r: fmt(r.get(M.NN_FEATURE_RATIO), 2)),
+    ("NN distance ratio, pixels", lambda r: fmt(r.get(M.NN_PIXEL_RATIO), 2)),
+    ("near-copies of training images", lambda r: fmt(r.get(M.COPY_SHARE), 2)),
+)
+
+
+def claims_table(
+    results: Sequence[tuple[C.Claim, C.Interval | None, C.Interval | None, C.Verdict]],
+) -> tuple:
+    headers = ["claim", "paper", "measured: a vs b", "a", "b", "verdict"]
+    rows = []
+    for c, a, b, v in results:
+        measured = f"{c.a.metric} of {c.a.row} vs {c.b.row}" + (f" ({c.note})" if c.note else "")
+        rows.append([c.text, c.paper, measured, fmt_interval(a, 3), fmt_interval(b, 3), v])
+    return ("table", headers, rows)
+
+
+def published_table(dataset: str, rows: Mapping[str, Row]) -> tuple | None:
+    """Published numbers beside ours, only where dataset and (Inception) metric match."""
+    out = []
+    for ref in PUBLISHED:
+        row = rows.get(ref.method)
+        ours = row.get(ref.key) if row is not None else None
+        if ref.dataset == dataset and isinstance(ours, int | float):
+            pub = fmt(ref.value, 2) + ("" if ref.std is None else f" ± {fmt(ref.std, 2)}")
+            out.append([ref.method, ref.dataset, ref.key, pub, fmt(ours, 2), ref.source])
+    if not out:
+        return None
+    return ("table", ["method", "dataset", "metric", "published", "ours", "source"], out)
+
+
+# ----------------------------------------------------------------- the document
 
 Block = tuple  # ("h1" | "h2" | "p", text) | ("table", headers, rows) | ("img", path, caption)
 
 JUDGE_NOTE = (
-    "Judge-based numbers (judge-FID, judge-KID, judge-IS, precision, recall, discriminability, "
-    "interpolation error) use the judge: a classifier trained separately on the real training "
-    "split, never used for synthesis; FID/KID/precision/recall use its penultimate features and "
-    "the IS analogue its class probabilities, all computed by torch-fidelity through a custom "
-    "feature extractor. They are comparable across the rows of this report only, never with "
-    "published Inception-based numbers. Inception-based FID/KID/IS are computed only when a local "
-    "Inception-v3 weights file is given (eval.inception_weights), and only those are ever placed "
-    "beside published numbers. MS-SSIM (pytorch_msssim, five scales, 3-tap window on images "
-    "upsampled to pass its size check) is measured on the images themselves; noise-like samples "
-    "score as very diverse, so read it together with judge-FID and precision."
+    "Judge-based numbers use the judge: a classifier trained separately on the real training "
+    "split, never used for synthesis; FID, KID and precision/recall use its penultimate features, "
+    "all through torch-fidelity's metric functions. They compare across the rows of this report "
+    "only, never with published Inception-based numbers, which are shown only when Inception "
+    "weights were given and the dataset matches. Judge B (another seed and architecture) repeats "
+    "FID and discriminability: settings chosen by looking at the judge are read with judge B too."
+)
+REFERENCE_NOTE = (
+    "Reference rows: the real-data floor (held-out test images measured like samples: what a "
+    "perfect generator scores here); null samplers (each method's evaluation sampler with its "
+    "gradient zeroed: what the canvas and the sampler's noise score, i.e. chance); real "
+    "pixel-mixup (blends of two held-out images: the interpolation reference). Chance "
+    "discriminability is 1/K. The interpolation error's chance (in brackets) is the error of "
+    "always answering 0.5; pair mass is the judge's probability on the two mixed classes."
+)
+MEMORY_NOTE = (
+    "Memorisation: the median distance from each hard sample to its nearest training image, "
+    "divided by the same for held-out test images (1: samples sit as far from the training set as "
+    "unseen real images do; well below 1: they sit on training images), in the judge's feature "
+    "space and in pixels; and the share of samples nearer a training image than 95% of held-out "
+    "images are (near-copies; 0.05 for held-out images by construction)."
 )
 
 
 def report_blocks(
+    *,
     dataset: str,
-    entries: Sequence[Entry],
-    rounds: Sequence[Entry],
+    rows: Sequence[Row],
+    chain: Sequence[str],
     r0_accuracy: float | None,
+    test_images: int,
+    claim_results: Sequence[tuple[C.Claim, C.Interval | None, C.Interval | None, C.Verdict]],
     rounds_figure: Path | None,
+    seeds: int = 1,
 ) -> list[Block]:
-    """The report's content; `entries` are the table rows in order (rounds, methods, real)."""
+    """The report's content (rows in table order)."""
+    by_name = {r.name: r for r in rows}
+    real = next((r for r in rows if r.group == "real"), None)
+    n = real.eval.get(M.EVAL_COUNT) if real else None
     blocks: list[Block] = [("h1", f"Classifiers as generators: evaluation report ({dataset})")]
-    real = next((e for e in entries if e.kind == "real"), None)
-    blocks.append(
-        (
-            "p",
-            "Rows: every STIC round and every method listed in params.yaml (rounds, "
-            "eval.methods) and the real-data floor: held-out real test images measured "
-            "against the training images at the same sample cap, i.e. what a perfect "
-            "generator would score here. ↑/↓: higher/lower is better. Fidelity, "
-            "discriminability and diversity use hard samples (one-hot targets); the "
-            "interpolation error uses two-class soft samples.",
-        )
-    )
-    blocks.append(("h2", "Method table"))
-    blocks.append(("table", *method_table(entries)))
-    if real is not None:
-        status = real.metrics.get(M.INCEPTION_STATUS)
-        blocks.append(("p", f"Inception-based metrics: {status}."))
-    blocks.append(("h2", "Judge-based vs Inception-based numbers"))
+    blocks.append(("p", (
+        f"This report rests on {seeds} seed{'s' if seeds != 1 else ''} (runtime.seed); "
+        "`cgen compare` gives the across-seed report with intervals over seeds. Every sample set "
+        f"is measured at the same number of hard samples, n = {fmt(n)} (min(eval.num_samples, "
+        f"{test_images} held-out images)), against all training images. ↑/↓: higher/lower is "
+        "better."
+    )))  # fmt: skip
+    blocks.append(("h2", "Claims"))
+    blocks.append(("p", (
+        "Verdict rule (one seed): reproduced when the two 95% intervals do not overlap and the "
+        "claimed side is better; not reproduced when they do not overlap and the other side is "
+        "better; inconclusive when they overlap (judge-FID: bootstrap over samples; proportions: "
+        "Wilson; interpolation error: normal approximation). A claim whose rows were not run "
+        "says so."
+    )))  # fmt: skip
+    blocks.append(claims_table(claim_results))
+    methods = [r for r in rows if r.group in ("method", "reference", "real")]
+    blocks.append(("h2", "Methods"))
+    blocks.append(table(methods, FIDELITY))
+    blocks.append(("p", REFERENCE_NOTE))
     blocks.append(("p", JUDGE_NOTE))
-    pub = published_table(dataset, entries)
-    if pub is None:
-        blocks.append(
-            (
-                "p",
-                f"Published numbers: none shown. They exist for other datasets "
-                f"(e.g. AC-GAN's CIFAR-10 Inception Score 8.25 ± 0.07) and are shown "
-                f"only when the dataset is the same (here: {dataset}) and "
-                f"Inception-based metrics were computed.",
-            )
-        )
-    else:
-        blocks.append(("table", *pub))
+    status = real.eval.get(M.INCEPTION_STATUS) if real else None
+    blocks.append(("p", f"Inception-based metrics: {status}."))
+    pub = published_table(dataset, by_name)
+    if pub is not None:
+        blocks.append(pub)
     blocks.append(("h2", "STIC rounds"))
-    if rounds:
-        blocks.append(
-            (
-                "p",
-                "Round rK's classifier is trained on the fakes listed in its row, "
-                "which were drawn by the previous round's classifier.",
-            )
-        )
-        blocks.append(("table", *round_table(r0_accuracy, rounds)))
-        if rounds_figure is not None:
-            blocks.append(("img", rounds_figure, "Metrics across rounds"))
-    else:
-        blocks.append(("p", "No rounds are listed in params.yaml."))
+    round_rows = [r for r in rows if r.group == "round"]
+    blocks.append(("p", (
+        f"Round r0 is the baseline classifier (test accuracy {fmt(r0_accuracy)}); each later "
+        "round starts from the previous one's weights and chains, trains against its own "
+        "sampler, and is evaluated on fresh chains from the canvas after its training."
+    )))  # fmt: skip
+    blocks.append(table(round_rows, ROUND_COLUMNS, "round"))
+    if rounds_figure is not None:
+        blocks.append(("img", rounds_figure, "Metrics across rounds"))
+    ablations = [r for r in rows if r.group == "ablation"]
+    if ablations:
+        blocks.append(("h2", "Ablations"))
+        blocks.append(("p", (
+            "Each ablation is one round from the same start as the chain round at its depth "
+            "(its 'from' column), with one part of STIC switched off; compare it with that "
+            "chain round at the same training budget."
+        )))  # fmt: skip
+        compare = [by_name[c] for c in chain[:1] if c in by_name]
+        blocks.append(table(compare + ablations, ROUND_COLUMNS, "round"))
+    blocks.append(("h2", "Memorisation"))
+    blocks.append(("p", MEMORY_NOTE))
+    blocks.append(table([r for r in rows if r.group != "real"], MEMORY_COLUMNS))
     blocks.append(("h2", "Samples"))
-    for e in entries:
-        for path in e.figures:
-            blocks.append(("img", path, _label(e)))
+    for r in rows:
+        for path, caption in r.figures:
+            blocks.append(("img", path, f"{r.label}: {caption}"))
     return blocks
+
+
+def summary(rows: Sequence[Row], names: Sequence[str]) -> dict[str, dict[str, float | None]]:
+    """The headline metrics `dvc exp show` lists: judge-FID and discriminability per named row."""
+    by_name = {r.name: r for r in rows}
+    return {
+        name: {
+            "judge_fid": _rounded(by_name[name].get(M.JUDGE_FID)),
+            "discriminability": _rounded(by_name[name].get(M.DISCRIMINABILITY)),
+        }
+        for name in names
+        if name in by_name
+    }
+
+
+def _rounded(value: Any) -> float | None:
+    return None if value is None else round(float(value), 4)
+
+
+# ----------------------------------------------------------------- rendering
 
 
 def _md_cell(text: str) -> str:
@@ -323,12 +349,21 @@ def render_markdown(blocks: Sequence[Block], base: Path) -> str:
 
 
 CSS = (
-    "body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
-    "table{border-collapse:collapse;font-size:13px;margin:1em 0}"
-    "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right}"
+    "body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
+    "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
+    "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right;vertical-align:top}"
     "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}"
     "figure{margin:1em 0}img{max-width:100%}figcaption{font-size:13px;color:#444}"
+    ".verdict-reproduced{background:#dff0d8}.verdict-not-reproduced{background:#f2dede}"
+    ".verdict-inconclusive{background:#fcf8e3}"
 )
+
+
+def _cell(text: str) -> str:
+    cls = ""
+    if text in ("reproduced", "not reproduced", "inconclusive"):
+        cls = f' class="verdict-{text.replace(" ", "-")}"'
+    return f"<td{cls}>{html.escape(text)}</td>"
 
 
 def render_html(blocks: Sequence[Block], read_bytes: Callable[[Path], bytes]) -> str:
@@ -349,10 +384,7 @@ def render_html(blocks: Sequence[Block], read_bytes: Callable[[Path], bytes]) ->
             out.append(
                 "<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in block[1]) + "</tr>"
             )
-            out += [
-                "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                for row in block[2]
-            ]
+            out += ["<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in block[2]]
             out.append("</table>")
         elif kind == "img":
             data = base64.b64encode(read_bytes(Path(block[1]))).decode("ascii")

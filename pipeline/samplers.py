@@ -1,33 +1,37 @@
-"""GRMALA: Metropolis-adjusted Langevin sampling from a classifier, regularised by Gram matrices.
+"""Langevin samplers on a classifier: GRMALA and its relatives (PAPERS.md sec. 1, 5; Score-STIC and
+Attentive-STIC readings).
 
-The target of STIC (PAPERS.md sec. 1, "our reading") for a label distribution t over the K real
-classes, per chain:
+The target for a label distribution t over the K real classes, per chain:
 
-    log pi(x) = [ sum_k t_k log softmax(f(x))_k
-                  - lambda_gram * sum_l ||G_l(x) - sum_k t_k Gbar_l^k||_F^2 / C_l^2
-                  - lambda_prior * ||x||^2 / 2 ] / T
+    log pi(x) = [ class_term_t(f(x))
+                  - lambda_gram * sum_l ||G_l(x) - sum_k t_k Gbar_l^k||_F^2 / C_l^2 ] / T
 
-The softmax runs over ALL outputs of the classifier (K, or K+1 with STIC's extra "fake" class), and
-only the K real-class terms are weighted by t, so a sample the classifier recognises as fake loses
-density. G_l(x) = F_l F_l^T / (H_l W_l) is the Gram matrix of feature map l (C_l channels).
+with the class term the one the classifier was trained to shape (`pipeline.train.LossConfig`):
+`log_softmax` sum_k t_k log softmax(f(x))_k over ALL outputs (K+1 with STIC's fake class, so a
+sample the classifier recognises as fake loses density), `logit` sum_k t_k f(x)_k (JEM's
+log p(x, y) up to a constant), or `logsumexp` over the real classes (JEM's log p(x)).
+G_l(x) = F_l F_l^T / (H_l W_l) is the Gram matrix of feature map l (C_l channels).
 
-One MALA step per chain: x' = x + eps * grad log pi(x) + s * sqrt(2 eps) * xi, xi ~ N(0, I), with
-s = `noise_scale` (1 is textbook MALA), accepted with probability
-min(1, pi(x') q(x | x') / (pi(x) q(x' | x))). With `mh` off every proposal is taken: plain
-(unadjusted) Langevin.
+One step per chain, with a diagonal preconditioner M in [0, 1] per pixel (1 everywhere for a
+full-image step; a window for Attentive-STIC's glimpses, 0 outside it, so those pixels never move):
+    x' = x + eps * M * grad log pi(x) + sqrt(2 eps M) * xi,   xi ~ N(0, I)
+accepted with probability min(1, pi(x') q(x | x') / (pi(x) q(x' | x))) when `mh` is on; without MH
+every proposal is taken (unadjusted Langevin). JEM's SGLD, x <- clamp(x + a grad f + s xi), is this
+step without MH at eps = s^2 / 2 and T = s^2 / (2 a): a = 1, s = 0.01 give eps = T = 5e-5.
 
-The [-1, 1] boundary: the Gaussian proposal is *reflected* (folded) back into the box, and the MH
-ratio uses the density of that folded Gaussian (sum over the mirror images of the point, see
-`log_q`), so the adjusted chain targets pi restricted to the box exactly. Without MH the fold
-simply keeps pixels in range (reflected Langevin).
+The [-1, 1] box: `reflect` folds the proposal back into the box and the MH ratio uses the density
+of that folded Gaussian (a sum over the mirror images of the point, `log_q`), so the adjusted
+chain targets pi restricted to the box exactly; `clamp` (JEM) clips pixels, which is only allowed
+without MH (a clipped Gaussian has point masses the ratio cannot use).
 
-Non-finite values: a NaN/inf in the log-density or its gradient, at the canvas or at any proposal,
-raises `pipeline.train.NumericalError` naming the run (`where`, e.g. the round), the step and the
-value; it is never counted as a rejection, because a classifier that diverges on an image in the
-box is a bug to see, not a region to avoid.
+Step sizes: each chain carries its own log eps; with `adapt`, after each adapting step it moves by
+adapt_rate * (accept_prob - target_accept) (Robbins-Monro on the acceptance probability, smooth),
+kept within [step_min, step_max]. Persistent training chains adapt at every step and keep their
+eps in the buffer; evaluation chains start from the eps the training chains learned and adapt only
+during a burn-in, so the chain after it is a fixed MALA kernel.
 
-Everything random draws from an explicit `torch.Generator` (on the CPU, so the same seed gives the
-same samples bit for bit on any device).
+Non-finite values raise `NumericalError` naming the run, the step and the value. Every random draw
+comes from an explicit CPU `torch.Generator`, so the same seed gives the same samples anywhere.
 """
 
 from __future__ import annotations
@@ -40,10 +44,10 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from pipeline.config import ConfigError
-from pipeline.train import NumericalError
+from pipeline.errors import ConfigError, check_finite
+from pipeline.train import ClassTerm
 
-Canvas = Literal["blank", "noise", "buffer"]
+Box = Literal["reflect", "clamp"]
 BOUNDS = (-1.0, 1.0)  # images are float in [-1, 1] inside the code (pipeline.data.to_float)
 
 # x -> (log pi(x) per chain (B,), grad_x log pi(x) (B, ...))
@@ -51,51 +55,41 @@ LogDensityFn = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass(frozen=True)
-class GRMALAConfig:
-    steps: int = 60  # MALA steps per chain
-    step_size: float = 0.01  # epsilon; the start value when `adapt` is on
-    noise_scale: float = 1.0  # s: proposal std s*sqrt(2 eps); 1 = textbook MALA, 0 = ascent
-    temperature: float = 1.0  # T: log pi is divided by T
-    gram_weight: float = 1.0  # lambda_gram; 0 turns the Gram term off
-    gram_layers: tuple[str, ...] = ("block1", "block2")  # names from the model's `map_names`
-    prior_weight: float = 0.0  # lambda_prior of a N(0, I) prior on pixels; 0 = none
-    mh: bool = True  # Metropolis-Hastings correction; false = unadjusted (plain) Langevin
-    adapt: bool = True  # adapt each chain's eps toward `target_accept` during the burn-in
-    burn_in: int = 20  # steps of adaptation; acceptance_rate is measured after them
-    target_accept: float = 0.57  # optimal MALA acceptance (Roberts & Rosenthal 1998)
-    adapt_rate: float = 0.5  # Robbins-Monro gain on log eps per step
-    canvas: Canvas = "blank"  # blank: constant + small noise; noise: U(-1, 1); buffer: replay
-    canvas_value: float = 0.0  # the blank canvas's constant (in [-1, 1])
-    canvas_noise: float = 0.05  # std of the noise added to the blank canvas
-    buffer_reinit: float = 0.05  # buffer canvas: share of chains started from U(-1, 1) (JEM: 5%)
+class SamplerConfig:
+    temperature: float  # T: the target is exp(class term / T); JEM's SGLD is T = 5e-5
+    step_size: float  # eps of a new chain (textbook MALA; JEM's SGLD is eps = 5e-5)
+    mh: bool  # Metropolis-Hastings correction; false = unadjusted Langevin (JEM)
+    box: Box  # reflect (exact with MH) or clamp (JEM; only without MH)
+    adapt: bool  # adapt each chain's eps toward target_accept (needs mh)
+    target_accept: float  # 0.57: optimal MALA acceptance (Roberts & Rosenthal 1998)
+    adapt_rate: float  # Robbins-Monro gain on log eps per step
+    step_min: float  # adaptation keeps eps in [step_min, step_max]
+    step_max: float
+    gram_weight: float  # lambda_gram; 0 turns the Gram term off
+    gram_layers: tuple[str, ...]  # names from the model's `map_names`
 
     def validate(self) -> None:
-        if self.steps < 1:
-            raise ConfigError("steps: must be at least 1")
-        if self.step_size <= 0:
-            raise ConfigError("step_size: must be positive")
-        if self.noise_scale < 0:
-            raise ConfigError("noise_scale: must be >= 0")
-        if self.mh and self.noise_scale == 0:
-            raise ConfigError("noise_scale: 0 (no noise) needs mh: false (MH ratio undefined)")
         if self.temperature <= 0:
             raise ConfigError("temperature: must be positive")
-        if self.gram_weight < 0 or self.prior_weight < 0:
-            raise ConfigError("gram_weight: and prior_weight must be >= 0")
-        if self.gram_weight > 0 and not self.gram_layers:
-            raise ConfigError("gram_layers: needs at least one layer when gram_weight > 0")
-        if not 0 <= self.burn_in < self.steps:
-            raise ConfigError("burn_in: must be in [0, steps)")
+        if not 0 < self.step_min <= self.step_size <= self.step_max:
+            raise ConfigError("step_size: needs 0 < step_min <= step_size <= step_max")
+        if self.mh and self.box == "clamp":
+            raise ConfigError("box: clamp needs mh: false (a clipped proposal has no MH ratio)")
+        if self.adapt and not self.mh:
+            raise ConfigError("adapt: step adaptation needs mh: true (it tracks acceptance)")
         if not 0 < self.target_accept < 1:
             raise ConfigError("target_accept: must be in (0, 1)")
         if self.adapt_rate < 0:
             raise ConfigError("adapt_rate: must be >= 0")
-        if not -1 <= self.canvas_value <= 1:
-            raise ConfigError("canvas_value: must be in [-1, 1]")
-        if self.canvas_noise < 0:
-            raise ConfigError("canvas_noise: must be >= 0")
-        if not 0 <= self.buffer_reinit <= 1:
-            raise ConfigError("buffer_reinit: must be in [0, 1]")
+        if self.gram_weight < 0:
+            raise ConfigError("gram_weight: must be >= 0")
+        if self.gram_weight > 0 and not self.gram_layers:
+            raise ConfigError("gram_layers: needs at least one layer when gram_weight > 0")
+
+
+def initial_log_eps(cfg: SamplerConfig, n: int) -> torch.Tensor:
+    """(n,) log step sizes of new chains: log cfg.step_size."""
+    return torch.full((n,), math.log(cfg.step_size))
 
 
 @dataclass
@@ -106,17 +100,25 @@ class Trace:
     log_density: list[float] = field(default_factory=list)  # mean log pi after the step
     step_size: list[float] = field(default_factory=list)  # mean eps used at the step
 
-    def summary(self, burn_in: int) -> dict[str, float]:
-        """Acceptance and log-density after the burn-in (all steps when burn_in is 0)."""
-        acc = self.acceptance[burn_in:] or self.acceptance
+    def summary(self, skip: int = 0) -> dict[str, float]:
+        """Acceptance after the first `skip` steps (a burn-in), final log-density and eps."""
+        acc = self.acceptance[skip:] or self.acceptance
         return {
             "acceptance_rate": sum(acc) / len(acc),
-            "burn_in_acceptance_rate": (
-                sum(self.acceptance[:burn_in]) / burn_in if burn_in else float("nan")
-            ),
             "mean_log_density": self.log_density[-1],
             "final_step_size": self.step_size[-1],
         }
+
+    def rows(self) -> list[dict[str, float]]:
+        return [
+            {"acceptance": a, "log_density": d, "step_size": s}
+            for a, d, s in zip(self.acceptance, self.log_density, self.step_size, strict=True)
+        ]
+
+    def extend(self, other: Trace) -> None:
+        self.acceptance += other.acceptance
+        self.log_density += other.log_density
+        self.step_size += other.step_size
 
 
 # ---------------------------------------------------------------- target density
@@ -134,8 +136,7 @@ def gram_distance(
 ) -> torch.Tensor:
     """sum_l ||G_l(x) - sum_k t_k Gbar_l^k||_F^2 / C_l^2 per chain (B,).
 
-    `targets` (B, K); `mean_grams[l]` (K, C_l, C_l): per-class mean Gram of real images.
-    """
+    `targets` (B, K); `mean_grams[l]` (K, C_l, C_l): per-class mean Gram of real images."""
     total = targets.new_zeros(targets.shape[0])
     for name, gbar in mean_grams.items():
         g = gram(maps[name])  # (B, C, C)
@@ -144,58 +145,69 @@ def gram_distance(
     return total
 
 
-def class_log_likelihood(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """sum_k t_k log softmax(f(x))_k per chain; softmax over ALL outputs (K or K+1), t over K."""
+def class_log_likelihood(
+    logits: torch.Tensor, targets: torch.Tensor, term: ClassTerm = "log_softmax"
+) -> torch.Tensor:
+    """The class term per chain (B,) (module docstring); t covers the K real classes."""
     k = targets.shape[1]
-    return (targets * F.log_softmax(logits, dim=1)[:, :k]).sum(dim=1)
+    if term == "log_softmax":
+        return (targets * F.log_softmax(logits, dim=1)[:, :k]).sum(dim=1)
+    if term == "logit":
+        return (targets * logits[:, :k]).sum(dim=1)
+    return torch.logsumexp(logits[:, :k], dim=1)
 
 
 def log_density(
     model: torch.nn.Module,
     x: torch.Tensor,
     targets: torch.Tensor,
-    cfg: GRMALAConfig,
+    cfg: SamplerConfig,
+    term: ClassTerm,
     mean_grams: Mapping[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """log pi(x) of PAPERS.md sec. 1 per chain (B,) (up to its normalising constant)."""
+    """log pi(x) per chain (B,) (up to its normalising constant)."""
     latent, maps = model.forward_features(x)
-    logp = class_log_likelihood(model.head(latent), targets)
+    logp = class_log_likelihood(model.head(latent), targets, term)
     if cfg.gram_weight > 0:
         if not mean_grams:
             raise ValueError("gram_weight > 0 needs the per-class mean Gram matrices")
         logp = logp - cfg.gram_weight * gram_distance(maps, targets, mean_grams)
-    if cfg.prior_weight > 0:
-        logp = logp - cfg.prior_weight * x.flatten(1).pow(2).sum(1) / 2
     return logp / cfg.temperature
 
 
 def classifier_density(
     model: torch.nn.Module,
     targets: torch.Tensor,
-    cfg: GRMALAConfig,
+    cfg: SamplerConfig,
+    term: ClassTerm,
     mean_grams: Mapping[str, torch.Tensor] | None = None,
 ) -> LogDensityFn:
-    """The GRMALA target as a LogDensityFn (log pi and its gradient with respect to x)."""
+    """The target as a LogDensityFn (log pi and its gradient with respect to x)."""
     grams = None
     if cfg.gram_weight > 0:
         if mean_grams is None:
             raise ValueError("gram_weight > 0 needs the per-class mean Gram matrices")
         missing = [n for n in cfg.gram_layers if n not in mean_grams]
         if missing:
-            raise ConfigError(f"stic.sampler.gram_layers: no mean Gram for {missing}")
+            raise ConfigError(f"sampler.gram_layers: no mean Gram for {missing}")
         grams = {n: mean_grams[n] for n in cfg.gram_layers}
 
     def fn(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.enable_grad():
             x = x.detach().requires_grad_(True)
-            logp = log_density(model, x, targets, cfg, grams)
+            logp = log_density(model, x, targets, cfg, term, grams)
             (grad,) = torch.autograd.grad(logp.sum(), x)  # chains are independent
         return logp.detach(), grad
 
     return fn
 
 
-# ---------------------------------------------------------------- MALA with a reflecting box
+def null_density(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A flat target (gradient zero): the null sampler, a reference for what noise scores."""
+    return x.new_zeros(x.shape[0]), torch.zeros_like(x)
+
+
+# ---------------------------------------------------------------- MALA with a box
 
 
 def fold(z: torch.Tensor, low: float, high: float) -> torch.Tensor:
@@ -209,30 +221,28 @@ MIRRORS = 2  # fold images per side kept in log_q; the next ones lie > 8 widths/
 
 
 def log_q(
-    to: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, bounds: tuple[float, float] | None
+    to: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, box: Box | None, moving: torch.Tensor
 ) -> torch.Tensor:
-    """log density per chain (B,) of `to` under N(mean, std^2 I), folded into `bounds` if given.
+    """log density per chain (B,) of `to` under N(mean, std^2) per pixel, folded into the box
+    when `box` is reflect, summed over the `moving` pixels (bool, broadcast to `to`).
 
-    The folded density at y is the sum of the Gaussian density over every point z that folds to y:
-    z = y + 2nW and z = 2 low - y + 2nW (W the box width); constants that cancel in the MH ratio
-    are dropped. `std` is (B,) (one step size per chain).
-    """
-    s = std.view(-1, *([1] * (to.dim() - 1)))
-    if bounds is None:
-        return (-((to - mean) ** 2) / (2 * s**2)).flatten(1).sum(1) - _log_norm(to, std)
-    low, high = bounds
-    width = high - low
-    terms = []
-    for n in range(-MIRRORS, MIRRORS + 1):
-        for z in (to + 2 * n * width, 2 * low - to + 2 * n * width):
-            terms.append(-((z - mean) ** 2) / (2 * s**2))
-    per_pixel = torch.logsumexp(torch.stack(terms), dim=0)
-    return per_pixel.flatten(1).sum(1) - _log_norm(to, std)
-
-
-def _log_norm(to: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """log of the Gaussian normaliser per chain: D log std (the 2 pi part cancels)."""
-    return to[0].numel() * torch.log(std)
+    The folded density at y is the sum of the Gaussian density over every point z that folds to
+    y: z = y + 2nW and z = 2 low - y + 2nW (W the box width); constants that cancel in the MH
+    ratio are dropped. `std` broadcasts to `to` (one per chain, or per pixel)."""
+    std = std.expand_as(to)
+    if box == "reflect":
+        low, high = BOUNDS
+        width = high - low
+        terms = [
+            -((z - mean) ** 2) / (2 * std**2)
+            for n in range(-MIRRORS, MIRRORS + 1)
+            for z in (to + 2 * n * width, 2 * low - to + 2 * n * width)
+        ]
+        per_pixel = torch.logsumexp(torch.stack(terms), dim=0)
+    else:
+        per_pixel = -((to - mean) ** 2) / (2 * std**2)
+    per_pixel = per_pixel - torch.log(std)
+    return torch.where(moving.expand_as(to), per_pixel, 0.0).flatten(1).sum(1)
 
 
 @dataclass
@@ -252,35 +262,42 @@ def mala_step(
     eps: torch.Tensor,
     gen: torch.Generator,
     *,
-    noise_scale: float = 1.0,
-    mh: bool = True,
-    bounds: tuple[float, float] | None = BOUNDS,
+    mh: bool,
+    box: Box,
+    precond: torch.Tensor | None = None,
     where: str = "sampler",
 ) -> Step:
-    """One MALA (or, with mh=False, unadjusted Langevin) step for every chain.
+    """One (preconditioned) MALA step, or with mh=False an unadjusted Langevin step, per chain.
 
     `logp`, `grad`: log pi and its gradient at `x` (carried over, so a step costs one
-    forward/backward pass, at the proposal). `eps` (B,) is each chain's step size.
-    """
+    forward/backward pass, at the proposal). `eps` (B,) is each chain's step size; `precond`
+    (B, 1 or C, H, W) in [0, 1] scales it per pixel (pixels at 0 never move)."""
     e = eps.view(-1, *([1] * (x.dim() - 1)))
-    std = noise_scale * torch.sqrt(2 * eps)  # (B,)
+    if precond is not None:
+        e = e * precond
+    moving = e > 0
+    std = torch.sqrt(2 * e).clamp_min(1e-30)
     mean_fwd = x + e * grad
     xi = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
-    prop = mean_fwd + std.view_as(e) * xi
-    if bounds is not None:
-        prop = fold(prop, *bounds)
+    prop = mean_fwd + std * xi
+    prop = fold(prop, *BOUNDS) if box == "reflect" else prop.clamp(*BOUNDS)
+    prop = torch.where(moving, prop, x)  # pixels outside a window stay bit for bit
     logp_new, grad_new = fn(prop)
-    _check(logp_new, grad_new, where)
+    check_finite(logp_new, where, "log-density")
+    check_finite(grad_new, where, "gradient")
     if not mh:
         ones = torch.ones_like(logp)
         return Step(prop, logp_new, grad_new, ones, ones.bool())
     mean_bwd = prop + e * grad_new
     log_ratio = (
-        logp_new - logp + log_q(x, mean_bwd, std, bounds) - log_q(prop, mean_fwd, std, bounds)
+        logp_new
+        - logp
+        + log_q(x, mean_bwd, std, box, moving)
+        - log_q(prop, mean_fwd, std, box, moving)
     )
     u = torch.rand(logp.shape, generator=gen, dtype=logp.dtype).to(logp.device)
     accepted = torch.log(u) < log_ratio
-    keep = accepted.view_as(e)
+    keep = accepted.view(-1, *([1] * (x.dim() - 1)))
     return Step(
         x=torch.where(keep, prop, x),
         logp=torch.where(accepted, logp_new, logp),
@@ -290,100 +307,120 @@ def mala_step(
     )
 
 
-def _check(logp: torch.Tensor, grad: torch.Tensor, where: str) -> None:
-    for name, value in (("log-density", logp), ("gradient", grad)):
-        bad = ~torch.isfinite(value)
-        if bad.any():
-            raise NumericalError(f"{where}: non-finite {name} {value[bad].flatten()[0].item()}")
-
-
-def init_canvas(
-    cfg: GRMALAConfig,
-    shape: tuple[int, ...],
-    gen: torch.Generator,
-    buffer: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Starting images (B, C, H, W) in [-1, 1].
-
-    blank: `canvas_value` plus N(0, canvas_noise^2) (folded into the box); noise: U(-1, 1);
-    buffer: random images of `buffer` (e.g. the previous round's fakes), a `buffer_reinit` share
-    replaced by U(-1, 1) (JEM's persistent chains); an empty buffer falls back to U(-1, 1).
-    """
-    uniform = torch.rand(shape, generator=gen) * 2 - 1
-    if cfg.canvas == "noise":
-        return uniform
-    if cfg.canvas == "blank":
-        return fold(
-            cfg.canvas_value + cfg.canvas_noise * torch.randn(shape, generator=gen), *BOUNDS
-        )
-    if buffer is None or len(buffer) == 0:
-        return uniform
-    if tuple(buffer.shape[1:]) != tuple(shape[1:]):
-        raise ValueError(f"buffer images {tuple(buffer.shape[1:])} do not match {shape[1:]}")
-    pick = buffer[torch.randint(len(buffer), (shape[0],), generator=gen)].float()
-    fresh = torch.rand(shape[0], generator=gen) < cfg.buffer_reinit
-    return torch.where(fresh.view(-1, *([1] * (len(shape) - 1))), uniform, pick)
+@dataclass
+class ChainRun:
+    x: torch.Tensor  # (B, C, H, W) final states
+    log_eps: torch.Tensor  # (B,) each chain's log step size after the run
+    accepted: torch.Tensor  # (B,) accepted proposals per chain
+    trace: Trace
 
 
 def run_chains(
     fn: LogDensityFn,
-    x0: torch.Tensor,
-    cfg: GRMALAConfig,
+    x: torch.Tensor,
+    log_eps: torch.Tensor,
+    cfg: SamplerConfig,
     gen: torch.Generator,
     *,
-    bounds: tuple[float, float] | None = BOUNDS,
+    steps: int,
+    adapt_steps: int | None = None,
+    precond: torch.Tensor | None = None,
     where: str = "sampler",
-    trace: Trace | None = None,
-) -> tuple[torch.Tensor, Trace]:
-    """Run `cfg.steps` MALA steps from `x0` for every chain; returns (final x, trace).
+) -> ChainRun:
+    """`steps` steps from `x` with per-chain step sizes exp(log_eps) (B,).
 
-    During the first `burn_in` steps, with `adapt` on, each chain's log eps moves by
-    adapt_rate * (accept_prob - target_accept) (Robbins-Monro), using the acceptance probability
-    rather than the 0/1 outcome so the adaptation is smooth.
-    """
-    trace = trace if trace is not None else Trace()
-    x = x0
+    With cfg.adapt, each chain's log eps adapts during the first `adapt_steps` steps (all steps
+    when None: persistent training chains), within [step_min, step_max]."""
+    trace = Trace()
     logp, grad = fn(x)
-    _check(logp, grad, f"{where}, step 0 (canvas)")
-    log_eps = torch.full((x.shape[0],), math.log(cfg.step_size), dtype=x.dtype, device=x.device)
-    for step in range(1, cfg.steps + 1):
+    check_finite(logp, f"{where}, step 0 (start)", "log-density")
+    log_eps = log_eps.to(x.device, x.dtype).clone()
+    lo, hi = math.log(cfg.step_min), math.log(cfg.step_max)
+    accepted = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+    for step in range(1, steps + 1):
         eps = log_eps.exp()
         s = mala_step(
-            x,
-            logp,
-            grad,
-            fn,
-            eps,
-            gen,
-            noise_scale=cfg.noise_scale,
-            mh=cfg.mh,
-            bounds=bounds,
+            x, logp, grad, fn, eps, gen, mh=cfg.mh, box=cfg.box, precond=precond,
             where=f"{where}, step {step}",
-        )
+        )  # fmt: skip
         x, logp, grad = s.x, s.logp, s.grad
-        if cfg.adapt and cfg.mh and step <= cfg.burn_in:
-            log_eps = log_eps + cfg.adapt_rate * (s.accept_prob - cfg.target_accept)
+        accepted += s.accepted.long()
+        if cfg.adapt and (adapt_steps is None or step <= adapt_steps):
+            log_eps = (log_eps + cfg.adapt_rate * (s.accept_prob - cfg.target_accept)).clamp(lo, hi)
         trace.acceptance.append(s.accepted.float().mean().item())
         trace.log_density.append(logp.mean().item())
         trace.step_size.append(eps.mean().item())
-    return x, trace
+    return ChainRun(x, log_eps, accepted, trace)
 
 
-def sample(
-    model: torch.nn.Module,
-    targets: torch.Tensor,
-    cfg: GRMALAConfig,
+# ---------------------------------------------------------------- canvases
+
+
+@dataclass(frozen=True)
+class CanvasConfig:
+    """Where a chain starts: `noise` U(-1, 1) (JEM); `blank` value + N(0, noise^2) folded into
+    the box (STIC's blank canvas)."""
+
+    kind: Literal["noise", "blank"]
+    value: float  # blank: the constant (digits: -1, their black background)
+    noise: float  # blank: std of the noise added to it
+
+    def validate(self) -> None:
+        if not -1 <= self.value <= 1 or self.noise < 0:
+            raise ConfigError("value: must be in [-1, 1] and noise >= 0")
+
+    def draw(self, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+        if self.kind == "noise":
+            return torch.rand(shape, generator=gen) * 2 - 1
+        return fold(self.value + self.noise * torch.randn(shape, generator=gen), *BOUNDS)
+
+
+# ---------------------------------------------------------------- annealed Langevin (Score-STIC)
+
+
+def annealed_levels(sigma_max: float, sigma_min: float, levels: int) -> list[float]:
+    """Noise levels sigma_1 > ... > sigma_L, geometric from sigma_max to sigma_min."""
+    if levels == 1:
+        return [sigma_min]
+    ratio = (sigma_min / sigma_max) ** (1 / (levels - 1))
+    return [sigma_max * ratio**i for i in range(levels)]
+
+
+def run_annealed(
+    density_at: Callable[[float], LogDensityFn],
+    x: torch.Tensor,
+    sigmas: list[float],
+    cfg: SamplerConfig,
     gen: torch.Generator,
     *,
-    image_shape: tuple[int, int, int],
-    mean_grams: Mapping[str, torch.Tensor] | None = None,
-    buffer: torch.Tensor | None = None,
-    where: str = "sampler",
-    device: torch.device | str = "cpu",
-) -> tuple[torch.Tensor, Trace]:
-    """GRMALA samples (B, C, H, W) in [-1, 1] for targets (B, K), one chain each."""
-    model.eval()
-    x0 = init_canvas(cfg, (targets.shape[0], *image_shape), gen, buffer).to(device)
-    grams = {k: v.to(device) for k, v in mean_grams.items()} if mean_grams else None
-    fn = classifier_density(model, targets.to(device), cfg, grams)
-    return run_chains(fn, x0, cfg, gen, where=where)
+    steps_per_level: int,
+    where: str = "annealed",
+) -> ChainRun:
+    """Annealed Langevin (Song & Ermon 2019): `steps_per_level` steps at each level, from the
+    largest sigma to the smallest, with step eps_i = step_size * (sigma_i / sigma_L)^2;
+    `density_at(sigma)` is the target at that level. MH and adaptation follow `cfg` within a
+    level (each level restarts from the scaled step)."""
+    trace, accepted = Trace(), torch.zeros(x.shape[0], dtype=torch.long)
+    log_eps = torch.zeros(x.shape[0])
+    for i, sigma in enumerate(sigmas):
+        eps_i = cfg.step_size * (sigma / sigmas[-1]) ** 2
+        log_eps = torch.full((x.shape[0],), math.log(eps_i))
+        level_cfg = _scaled(cfg, eps_i)
+        run = run_chains(
+            density_at(sigma), x, log_eps, level_cfg, gen, steps=steps_per_level,
+            where=f"{where}, level {i + 1} (sigma {sigma:.3g})",
+        )  # fmt: skip
+        x, log_eps = run.x, run.log_eps
+        accepted += run.accepted.cpu()
+        trace.extend(run.trace)
+    return ChainRun(x, log_eps, accepted, trace)
+
+
+def _scaled(cfg: SamplerConfig, eps: float) -> SamplerConfig:
+    """cfg with step_size eps and the adaptation bounds moved with it (same ratios)."""
+    import dataclasses
+
+    ratio = eps / cfg.step_size
+    return dataclasses.replace(
+        cfg, step_size=eps, step_min=cfg.step_min * ratio, step_max=cfg.step_max * ratio
+    )

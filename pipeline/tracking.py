@@ -1,18 +1,35 @@
-"""MLflow tracking that never breaks a stage.
+"""MLflow tracking off the critical path, and never able to break a stage.
 
-If the store cannot be reached (or stays locked), the stage goes on: one warning says so, every
-later call becomes a no-op, and at the end one warning lists what was not logged. The DVC metrics
-files stay the record. Concurrent writers to one SQLite file retry on "database is locked".
+A stage records its run in-process (parameters, tags, metrics with their wall-clock timestamps,
+per-step histories, small artifacts copied at once) and, when it ends, writes the record into a
+spool folder beside the repository (`.tracking/spool/`) and starts a detached flusher process.
+The flusher (one at a time, under a file lock) imports MLflow once, logs every spooled record with
+its original start and end times and deletes it. So a stage pays neither MLflow's import (about
+3 s here) nor its run start (1-4 s): it ends as soon as its own outputs are written.
+
+Grouping: every run carries the tag `pipeline.id` (the DVC experiment's name under `dvc exp run`,
+else `CGEN_PIPELINE_ID` when set, else a hash of the git commit and params.yaml) and is nested
+under one parent run per pipeline id, so MLflow's UI shows one pipeline execution or experiment
+as one expandable row and can filter on the tag.
+
+If the store cannot be reached, records stay in the spool and the flusher says so in
+`.tracking/flush.log`; `cgen track flush` retries and reports. DVC's metrics files stay the record.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import logging
 import os
+import shutil
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,20 +37,20 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-LOCK_RETRIES = 8  # retry with backoff 0.25 s, 0.5 s, ... (~1 min in all)
-# Transient errors of concurrent writers to one SQLite store: a lock, or a second process racing
-# to create the schema of a new database ("duplicate column", "already exists").
+SPOOL = Path(".tracking") / "spool"  # relative to the repository root
+FLUSH_LOG = Path(".tracking") / "flush.log"
+LOCK = Path(".tracking") / "flush.lock"
+LOCK_RETRIES = 8  # SQLite "database is locked": retry with backoff 0.25 s, 0.5 s, ... (~1 min)
 RETRYABLE = ("locked", "already exists", "duplicate column", "unique constraint")
+SYSTEM_INTERVAL = 2.0  # seconds between system-metric samples on training runs
 
 
 @dataclass(frozen=True)
 class TrackingConfig:
-    enabled: bool = True
-    uri: str | None = None  # None: sqlite:///<repo root>/mlflow.db
-    experiment: str = "classifier-generators"
-    system_metrics: bool = True  # CPU/memory (and GPU) metrics on training runs
+    enabled: bool
+    uri: str | None  # None: sqlite:///<repo root>/mlflow.db
+    experiment: str
+    system_metrics: bool  # CPU and memory (and GPU memory) of training runs
 
 
 def default_uri(root: Path) -> str:
@@ -52,22 +69,6 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
     return out
 
 
-@contextmanager
-def store_lock(uri: str) -> Iterator[None]:
-    """Serialise run start across processes for a SQLite store: a new database's schema
-    migration and the experiment creation are not safe to race (seen: "duplicate column")."""
-    if not uri.startswith("sqlite:///"):
-        yield
-        return
-    lock_path = Path(uri.removeprefix("sqlite:///") + ".lock")
-    with open(lock_path, "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def git_commit(root: Path) -> str:
     try:
         out = subprocess.run(
@@ -82,8 +83,37 @@ def git_commit(root: Path) -> str:
     return out.stdout.strip() or "unknown"
 
 
+def pipeline_id(root: Path, params_file: Path, commit: str) -> str:
+    """What groups the runs of one pipeline execution or experiment (module docstring)."""
+    for var in ("DVC_EXP_NAME", "CGEN_PIPELINE_ID"):
+        if os.environ.get(var):
+            return os.environ[var]
+    text = Path(params_file).read_bytes() if Path(params_file).is_file() else b""
+    return f"{commit[:8]}-{hashlib.sha256(text).hexdigest()[:8]}"
+
+
+def stage_tags(root: Path, device: str, params_file: Path, **extra: str | None) -> dict[str, str]:
+    """Tags every run carries: DVC stage, git commit, pipeline id, DVC experiment, device, and
+    `extra` ones (method, round, evaluated set) where given."""
+    commit = git_commit(root)
+    tags = {
+        "dvc.stage": os.environ.get("DVC_STAGE", "manual"),
+        "git.commit": commit,
+        "pipeline.id": pipeline_id(root, params_file, commit),
+        "device": device,
+    }
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
+        tags["dvc.baseline_rev"] = os.environ.get("DVC_EXP_BASELINE_REV", "")
+    return tags | {k: v for k, v in extra.items() if v is not None}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
 class Tracker:
-    """One MLflow run. Use as a context manager; all methods are safe when tracking is down."""
+    """One stage's MLflow run, recorded in-process and spooled at exit (module docstring)."""
 
     def __init__(
         self,
@@ -96,134 +126,260 @@ class Tracker:
         system_metrics: bool = False,
     ):
         self.cfg, self.root, self.run_name = cfg, Path(root), run_name
-        self.tags, self.params = dict(tags), params
+        self.id = uuid.uuid4().hex
+        self.record: dict[str, Any] = {
+            "run_name": run_name,
+            "experiment": cfg.experiment,
+            "uri": cfg.uri or default_uri(self.root),
+            "tags": dict(tags),
+            "params": flatten(params),
+            "metrics": [],  # [key, value, timestamp ms, step]
+            "artifacts": [],  # [file in the spool, artifact path]
+        }
         self.system_metrics = system_metrics and cfg.system_metrics
-        self.active = cfg.enabled
-        self.not_logged: dict[str, int] = {}
-        self._mlflow: Any = None
+        self._stop = threading.Event()
+        self._sampler: threading.Thread | None = None
 
-    # -------------------------------------------------------------- safety net
-    def _call(self, what: str, fn: Callable[[], Any]) -> Any:
-        if not self.active:
-            self.not_logged[what] = self.not_logged.get(what, 0) + 1
-            return None
-        for attempt in range(LOCK_RETRIES + 1):
-            try:
-                return fn()
-            except Exception as exc:  # noqa: BLE001 - any tracking failure must not stop a stage
-                if any(r in str(exc).lower() for r in RETRYABLE) and attempt < LOCK_RETRIES:
-                    time.sleep(0.25 * 2**attempt)
-                    continue
-                self.active = False
-                self.not_logged[what] = self.not_logged.get(what, 0) + 1
-                log.warning(
-                    "MLflow tracking unavailable (%s: %s); this stage goes on without it and its "
-                    "DVC metrics files remain the record",
-                    type(exc).__name__,
-                    str(exc)[:200],
-                )
-                return None
-        return None
+    @property
+    def folder(self) -> Path:
+        return self.root / SPOOL / self.id
 
-    # -------------------------------------------------------------- lifecycle
     def __enter__(self) -> Tracker:
-        if not self.active:
-            return self
-
-        def start() -> None:
-            import mlflow
-
-            logging.getLogger("mlflow").setLevel(logging.WARNING)  # its import resets the level
-            self._mlflow = mlflow
-            uri = self.cfg.uri or default_uri(self.root)
-            mlflow.set_tracking_uri(uri)
-            with store_lock(uri):
-                self._open_run(mlflow)
-
-        self._call("run start", start)
+        self.record["start_ms"] = now_ms()
+        if self.cfg.enabled and self.system_metrics:
+            self._sampler = threading.Thread(target=self._sample_system, daemon=True)
+            self._sampler.start()
         return self
 
-    def _open_run(self, mlflow: Any) -> None:
-        exp = mlflow.get_experiment_by_name(self.cfg.experiment)
-        if exp is None:
-            try:
-                # an explicit absolute artifact location, or queued experiments' artifacts
-                # land in their temporary copy of the repo and are deleted with it
-                mlflow.create_experiment(
-                    self.cfg.experiment,
-                    artifact_location=(self.root.resolve() / "mlartifacts").as_uri(),
-                )
-            except Exception:  # noqa: BLE001 - created meanwhile by a parallel stage
-                if mlflow.get_experiment_by_name(self.cfg.experiment) is None:
-                    raise
-        mlflow.set_experiment(self.cfg.experiment)
-        if self.system_metrics:
-            mlflow.set_system_metrics_sampling_interval(2)
-        if mlflow.active_run() is None:  # idempotent when retried after a partial start
-            mlflow.start_run(run_name=self.run_name, log_system_metrics=self.system_metrics)
-        mlflow.set_tags(self.tags)
-        flat = flatten(self.params)
-        items = list(flat.items())
-        for i in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
-            mlflow.log_params(dict(items[i : i + 100]))
-
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self._mlflow is not None and self.active:
-            status = "FINISHED" if exc_type is None else "FAILED"
-            self._call("run end", lambda: self._mlflow.end_run(status=status))
-        elif self._mlflow is not None:
-            try:  # the store failed mid-run: close the local run object, ignore the store
-                self._mlflow.end_run(status="FAILED")
-            except Exception:  # noqa: BLE001
-                pass
-        if self.cfg.enabled and self.not_logged:
-            what = ", ".join(f"{n} x {k}" for k, n in sorted(self.not_logged.items()))
-            log.warning("MLflow: not logged for run '%s': %s", self.run_name, what)
+        self._stop.set()
+        if self._sampler is not None:
+            self._sampler.join()
+        if not self.cfg.enabled:
+            return
+        self.record["end_ms"] = now_ms()
+        self.record["status"] = "FINISHED" if exc_type is None else "FAILED"
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            tmp = self.folder / "run.json.tmp"
+            tmp.write_text(json.dumps(self.record))
+            os.replace(tmp, self.folder / "run.json")
+            spawn_flusher(self.root)
+        except OSError as exc:  # tracking must never break a stage
+            log.warning("MLflow: could not spool run '%s' (%s)", self.run_name, exc)
 
-    # -------------------------------------------------------------- logging
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-        if clean:
-            self._call("metric batches", lambda: self._mlflow.log_metrics(clean, step=step))
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        ts = now_ms()
+        for key, value in metrics.items():
+            if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
+                self.record["metrics"].append([key, float(value), ts, step or 0])
 
     def log_history(self, history: list[Mapping[str, float]], prefix: str = "") -> None:
-        """Per-epoch metrics in one batched request (log_metric costs ~10 ms per call)."""
-
-        def send() -> None:
-            from mlflow.entities import Metric
-
-            now = int(time.time() * 1000)
-            rows = [
-                Metric(f"{prefix}{k}", float(v), now, step)
-                for step, row in enumerate(history)
-                for k, v in row.items()
-            ]
-            client = self._mlflow.tracking.MlflowClient()
-            run_id = self._mlflow.active_run().info.run_id
-            for i in range(0, len(rows), 1000):  # MLflow batch limit
-                client.log_batch(run_id, metrics=rows[i : i + 1000])
-
-        if history:
-            self._call("metric history", send)
+        """Per-step rows (epochs, sampler steps) as metric histories, step = row index."""
+        for step, row in enumerate(history):
+            self.log_metrics({f"{prefix}{k}": v for k, v in row.items()}, step=step)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
-        if Path(path).exists():
-            self._call("artifacts", lambda: self._mlflow.log_artifact(str(path), artifact_path))
+        """Copy a (small) file now: the stage may overwrite it before the flusher runs."""
+        path = Path(path)
+        if not self.cfg.enabled or not path.is_file():
+            return
+        dest = self.folder / "files" / (artifact_path or "") / path.name
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, dest)
+            self.record["artifacts"].append([str(dest), artifact_path])
+        except OSError as exc:
+            log.warning("MLflow: could not keep artifact %s (%s)", path, exc)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        self._call("tags", lambda: self._mlflow.set_tags(dict(tags)))
+        self.record["tags"].update(tags)
+
+    def _sample_system(self) -> None:
+        import psutil
+
+        proc, step = psutil.Process(), 0
+        proc.cpu_percent(None)
+        while not self._stop.wait(SYSTEM_INTERVAL):
+            row = {
+                "system/cpu_percent": proc.cpu_percent(None),
+                "system/rss_megabytes": proc.memory_info().rss / 2**20,
+            }
+            try:
+                import torch
+
+                if torch.cuda.is_available():
+                    row["system/gpu_max_allocated_megabytes"] = (
+                        torch.cuda.max_memory_allocated() / 2**20
+                    )
+            except Exception:  # noqa: BLE001 - a missing GPU reading is not an error
+                pass
+            self.log_metrics(row, step=step)
+            step += 1
 
 
-def stage_tags(root: Path, device: str, round_id: str | None = None) -> dict[str, str]:
-    """Tags every run carries: DVC stage, round, git commit, DVC experiment, device."""
-    tags = {
-        "dvc.stage": os.environ.get("DVC_STAGE", "manual"),
-        "git.commit": git_commit(root),
-        "device": device,
-    }
-    if round_id is not None:
-        tags["round"] = round_id
-    if os.environ.get("DVC_EXP_NAME"):
-        tags["dvc.experiment"] = os.environ["DVC_EXP_NAME"]
-        tags["dvc.baseline_rev"] = os.environ.get("DVC_EXP_BASELINE_REV", "")
-    return tags
+# ---------------------------------------------------------------- the flusher
+
+
+def spawn_flusher(root: Path) -> None:
+    """Start `python -m pipeline.tracking flush ROOT` detached (it outlives the stage)."""
+    if os.environ.get("CGEN_TRACKING_SYNC"):
+        flush(root, wait=True)
+        return
+    logfile = Path(root) / FLUSH_LOG
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    with open(logfile, "a") as out:
+        subprocess.Popen(
+            [sys.executable, "-m", "pipeline.tracking", "flush", str(root)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            cwd=str(root),
+            env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        )
+
+
+@contextmanager
+def flush_lock(root: Path, wait: bool) -> Iterator[bool]:
+    path = Path(root) / LOCK
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def pending(root: Path) -> list[Path]:
+    folder = Path(root) / SPOOL
+    return (
+        sorted(folder.glob("*/run.json"), key=lambda p: p.stat().st_mtime)
+        if folder.is_dir()
+        else []
+    )
+
+
+def flush(root: Path, wait: bool = False) -> tuple[int, list[str]]:
+    """Log every spooled run to MLflow; returns (runs logged, problems). Without `wait`, gives way
+    to a flusher already running (it re-checks the spool after releasing its lock)."""
+    logged, problems = 0, []
+    while pending(root):
+        with flush_lock(root, wait) as got:
+            if not got:
+                break
+            client_cache: dict[str, Any] = {}
+            for record_file in pending(root):
+                try:
+                    _log_record(record_file, root, client_cache)
+                    shutil.rmtree(record_file.parent, ignore_errors=True)
+                    logged += 1
+                except Exception as exc:  # noqa: BLE001 - report, keep the record, go on
+                    problems.append(f"{record_file.parent.name}: {type(exc).__name__}: {exc}")
+            if problems:
+                break
+    return logged, problems
+
+
+def _retry(fn, *args, **kwargs):
+    for attempt in range(LOCK_RETRIES + 1):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            if any(r in str(exc).lower() for r in RETRYABLE) and attempt < LOCK_RETRIES:
+                time.sleep(0.25 * 2**attempt)
+                continue
+            raise
+
+
+def _client(uri: str, experiment: str, root: Path, cache: dict[str, Any]):
+    key = f"{uri}|{experiment}"
+    if key not in cache:
+        logging.getLogger("mlflow").setLevel(logging.WARNING)
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        exp = _retry(client.get_experiment_by_name, experiment)
+        if exp is None:
+            # an explicit absolute artifact location, or queued experiments' artifacts land in
+            # their temporary copy of the repository and are deleted with it
+            exp_id = _retry(
+                client.create_experiment,
+                experiment,
+                artifact_location=(Path(root).resolve() / "mlartifacts").as_uri(),
+            )
+        else:
+            exp_id = exp.experiment_id
+        cache[key] = (client, exp_id)
+    return cache[key]
+
+
+def _parent(client, exp_id: str, pid: str, start_ms: int, cache: dict[str, Any]) -> str:
+    key = f"parent|{exp_id}|{pid}"
+    if key not in cache:
+        found = _retry(
+            client.search_runs,
+            [exp_id],
+            filter_string=f"tags.`pipeline.id` = '{pid}' and tags.`cgen.parent` = '1'",
+            max_results=1,
+        )
+        if found:
+            cache[key] = found[0].info.run_id
+        else:
+            run = _retry(
+                client.create_run,
+                exp_id,
+                start_time=start_ms,
+                tags={"pipeline.id": pid, "cgen.parent": "1"},
+                run_name=f"pipeline {pid}",
+            )
+            _retry(client.set_terminated, run.info.run_id, "FINISHED", start_ms)
+            cache[key] = run.info.run_id
+    return cache[key]
+
+
+def _log_record(record_file: Path, root: Path, cache: dict[str, Any]) -> None:
+    from mlflow.entities import Metric, Param
+
+    rec = json.loads(record_file.read_text())
+    client, exp_id = _client(rec["uri"], rec["experiment"], root, cache)
+    tags = dict(rec["tags"])
+    if tags.get("pipeline.id"):
+        tags["mlflow.parentRunId"] = _parent(
+            client, exp_id, tags["pipeline.id"], rec["start_ms"], cache
+        )
+    run = _retry(
+        client.create_run, exp_id, start_time=rec["start_ms"], tags=tags, run_name=rec["run_name"]
+    )
+    run_id = run.info.run_id
+    params = [Param(k, v) for k, v in rec["params"].items()]
+    for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+        _retry(client.log_batch, run_id, params=params[i : i + 100])
+    metrics = [Metric(k, v, ts, step) for k, v, ts, step in rec["metrics"]]
+    for i in range(0, len(metrics), 1000):  # and 1000 metrics
+        _retry(client.log_batch, run_id, metrics=metrics[i : i + 1000])
+    for path, artifact_path in rec["artifacts"]:
+        if Path(path).is_file():
+            _retry(client.log_artifact, run_id, path, artifact_path)
+    _retry(client.set_terminated, run_id, rec["status"], rec["end_ms"])
+
+
+def main(argv: list[str]) -> int:
+    """`python -m pipeline.tracking flush ROOT [--wait]` (what spawn_flusher runs)."""
+    if len(argv) < 2 or argv[0] != "flush":
+        print("usage: python -m pipeline.tracking flush ROOT [--wait]", file=sys.stderr)
+        return 2
+    logged, problems = flush(Path(argv[1]), wait="--wait" in argv)
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    for problem in problems:
+        print(f"{stamp} MLflow flush: not logged (kept in the spool): {problem}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

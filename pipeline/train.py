@@ -1,41 +1,39 @@
-"""Classifier training: real data + mixup (vicinal risk), optionally + STIC fakes.
+"""Classifier training: real data + mixup (vicinal risk), optionally + synthesized fakes.
 
-One loop serves the judge, the baseline (round r0) and every STIC retraining round:
-  loss = CE(real) + beta_mix * softCE(mixup) + beta_fake * fake_term          (PAPERS.md, sec. 1)
-with fake_term = CE(hard fakes -> fake class) + CE(soft fakes -> fake class) in `extra_class` mode,
-or JEM's contrastive energy term mean E(x_real) - mean E(x_fake) in `energy` mode.
+One loop serves the judge, the baseline (round r0), every STIC round and JEM:
+  loss = CE(real) + beta_mix * softCE(mixup) + beta_fake * fake_term               (PAPERS.md 1, 5)
+Fakes come from a `FakeSource` (pipeline.chains: persistent chains advanced at every batch, or a
+fixed pool drawn once per round) and enter through `fake_term`:
+- `extra_class` (STIC): the classifier has K+1 outputs; every fake is labelled "fake" (index K):
+  CE(f(x_fake), K). Its sampler target is log softmax over the K+1 outputs.
+- `energy` (JEM): -(mean E_real - mean E_fake) with E = -f(x)[y] (`energy: class`, JEM's
+  log p(x, y)) or E = -logsumexp_k f(x)_k (`energy: logsumexp`, JEM's log p(x)); a soft fake's
+  energy is -sum_k t_k f(x)_k. `energy_l2` adds l2 * (mean E_real^2 + mean E_fake^2), which bounds
+  the loss below (IGEBM, Du & Mordatch 2019); the real term is counted once per batch.
 
-Resumable: every `checkpoint_every` epochs the full training state goes to `resume_path`
-(atomically); a restart with the same fingerprint continues from there and, because every epoch
-reseeds from (seed, epoch), ends bit-identical to an uninterrupted run.
+Resumable through `pipeline.loop.run_epochs`; the fake source is part of the snapshot.
 """
 
 from __future__ import annotations
 
-import logging
 import math
-import time
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from pipeline.config import ConfigError
 from pipeline.data import ImageSet
+from pipeline.errors import ConfigError, check_finite
+from pipeline.infer import logits_of
+from pipeline.loop import EpochCallback, batches, run_epochs
+from pipeline.models import ModelConfig
 from pipeline.resume import Snapshots
-from pipeline.runtime import derive_seed
-
-log = logging.getLogger(__name__)
 
 FakeMode = Literal["extra_class", "energy"]
-
-
-class NumericalError(RuntimeError):
-    """A NaN/inf appeared; the message names where (stage/round, epoch, step) and the value."""
+EnergyKind = Literal["class", "logsumexp"]
+ClassTerm = Literal["log_softmax", "logit", "logsumexp"]  # what a sampler ascends (samplers.py)
 
 
 @dataclass(frozen=True)
@@ -43,13 +41,14 @@ class TrainConfig:
     epochs: int
     batch_size: int
     lr: float
-    optimizer: Literal["adam", "sgd"] = "adam"
-    weight_decay: float = 0.0
-    momentum: float = 0.9  # sgd only
-    lr_schedule: Literal["constant", "cosine"] = "cosine"
-    mixup_alpha: float = 0.2  # lambda ~ Beta(alpha, alpha) (Zhang et al. 2018); 0 turns mixup off
-    mixup_weight: float = 1.0  # beta_mix in the STIC loss
-    checkpoint_every: int = 1  # epochs between resume checkpoints
+    optimizer: Literal["adam", "sgd"]
+    weight_decay: float
+    momentum: float  # sgd only
+    lr_schedule: Literal["constant", "cosine"]
+    mixup_alpha: float  # lambda ~ Beta(alpha, alpha) (Zhang et al. 2018); 0 turns mixup off
+    mixup_weight: float  # beta_mix in the STIC loss
+    data_noise: float  # std of Gaussian noise added to real images (JEM: 0.03); 0 = none
+    checkpoint_every: int  # epochs between resume snapshots
 
     def validate(self) -> None:
         if self.epochs < 1:
@@ -60,32 +59,64 @@ class TrainConfig:
             raise ConfigError("lr: must be positive")
         if self.mixup_alpha < 0 or self.mixup_weight < 0:
             raise ConfigError("mixup_alpha: and mixup_weight must be >= 0")
+        if self.data_noise < 0:
+            raise ConfigError("data_noise: must be >= 0")
         if self.checkpoint_every < 1:
             raise ConfigError("checkpoint_every: must be at least 1")
 
 
 @dataclass(frozen=True)
-class Fakes:
-    """Synthesized images used as negatives when retraining (STIC)."""
+class ClassifierConfig:
+    """A classifier trained on real data: architecture + recipe (the baseline r0, the judges)."""
 
-    images: torch.Tensor  # (N, C, H, W) float in [-1, 1]
-    hard: torch.Tensor  # (N,) bool: True for one-hot-target fakes, False for mixed-class fakes
-
-    def __len__(self) -> int:
-        return int(self.hard.shape[0])
+    model: ModelConfig
+    train: TrainConfig
 
 
 @dataclass(frozen=True)
-class FakeLoss:
-    mode: FakeMode
-    weight: float  # beta_fake
-    num_real_classes: int  # K; in extra_class mode the fake class is index K
+class JudgeConfig:
+    """An evaluation classifier: never used for synthesis, with its own seed."""
+
+    seed: int  # apart from runtime.seed: a judge must not share the synthesizer's randomness
+    model: ModelConfig
+    train: TrainConfig
 
 
-def check_finite(value: torch.Tensor, where: str) -> None:
-    if not torch.isfinite(value).all():
-        bad = value[~torch.isfinite(value)].flatten()[0].item()
-        raise NumericalError(f"{where}: non-finite value {bad}")
+@dataclass(frozen=True)
+class LossConfig:
+    fake_mode: FakeMode  # extra_class: K+1 outputs, fakes -> class K (STIC); energy: JEM's term
+    fake_weight: float  # beta_fake; 0 trains like the baseline loop while the chains still run
+    energy: EnergyKind  # energy mode: class-conditional logit (p(x, y)) or logsumexp (p(x))
+    energy_l2: float  # energy mode: weight of the squared energies (bounds the loss); 0 = JEM
+
+    def validate(self) -> None:
+        if self.fake_weight < 0 or self.energy_l2 < 0:
+            raise ConfigError("fake_weight: and energy_l2 must be >= 0")
+
+    def outputs(self, num_classes: int) -> int:
+        """Outputs the classifier needs: K + 1 with the extra fake class, else K."""
+        return num_classes + 1 if self.fake_mode == "extra_class" else num_classes
+
+    @property
+    def class_term(self) -> ClassTerm:
+        """The sampler target that matches this loss (a sampler must ascend what the loss
+        shapes: log softmax over K+1 for the fake class, the logit or logsumexp for energies)."""
+        if self.fake_mode == "extra_class":
+            return "log_softmax"
+        return "logit" if self.energy == "class" else "logsumexp"
+
+
+class FakeSource(Protocol):
+    """Where a training batch's fakes come from (pipeline.chains)."""
+
+    def draw(
+        self, model: torch.nn.Module, x_real: torch.Tensor, y_real: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        """(fakes (B, C, H, W) detached, their targets (B, K), diagnostics to average)."""
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: Mapping) -> None: ...
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -93,11 +124,6 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     if targets.shape[1] < logits.shape[1]:
         targets = F.pad(targets, (0, logits.shape[1] - targets.shape[1]))
     return -(targets * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
-
-
-def energy(logits: torch.Tensor, num_real_classes: int) -> torch.Tensor:
-    """E(x) = -logsumexp_k f(x)_k over the real classes (JEM)."""
-    return -torch.logsumexp(logits[:, :num_real_classes], dim=1)
 
 
 def mixup(
@@ -111,40 +137,54 @@ def mixup(
     return lx * x + (1 - lx) * x[perm], lam[:, None] * onehot + (1 - lam[:, None]) * onehot[perm]
 
 
+def energies(logits: torch.Tensor, targets: torch.Tensor, kind: EnergyKind) -> torch.Tensor:
+    """-E per image (B,): sum_k t_k f(x)_k over the K = targets.shape[1] real classes, or
+    logsumexp_k f(x)_k."""
+    k = targets.shape[1]
+    if kind == "logsumexp":
+        return torch.logsumexp(logits[:, :k], dim=1)
+    return (targets * logits[:, :k]).sum(dim=1)
+
+
 def fake_term(
-    model: torch.nn.Module, real_logits: torch.Tensor, fakes: list[torch.Tensor], spec: FakeLoss
+    model: torch.nn.Module,
+    real_logits: torch.Tensor,
+    real_targets: torch.Tensor,
+    x_fake: torch.Tensor,
+    t_fake: torch.Tensor,
+    cfg: LossConfig,
 ) -> torch.Tensor:
-    """The fake part of the STIC loss for one batch (`fakes`: one tensor per kind, hard/soft)."""
-    total = real_logits.new_zeros(())
-    for x_fake in fakes:
-        logits = model(x_fake)
-        if spec.mode == "extra_class":
-            target = torch.full((x_fake.shape[0],), spec.num_real_classes, device=x_fake.device)
-            total = total + F.cross_entropy(logits, target)
-        else:
-            k = spec.num_real_classes
-            total = total + energy(real_logits, k).mean() - energy(logits, k).mean()
-    return spec.weight * total
+    """beta_fake times the fake part of the loss for one batch (module docstring)."""
+    logits = model(x_fake)
+    k = t_fake.shape[1]
+    if cfg.fake_mode == "extra_class":
+        target = torch.full((x_fake.shape[0],), k, device=x_fake.device)
+        return cfg.fake_weight * F.cross_entropy(logits, target)
+    neg_real = energies(real_logits, real_targets, cfg.energy)  # -E(x_real)
+    neg_fake = energies(logits, t_fake, cfg.energy)  # -E(x_fake)
+    term = -(neg_real.mean() - neg_fake.mean())
+    if cfg.energy_l2 > 0:
+        term = term + cfg.energy_l2 * (neg_real.pow(2).mean() + neg_fake.pow(2).mean())
+    return cfg.fake_weight * term
 
 
-@torch.no_grad()
 def evaluate_classifier(
-    model: torch.nn.Module, data: ImageSet, device: torch.device, batch_size: int = 256
+    model: torch.nn.Module, data: ImageSet, batch_size: int = 256
 ) -> dict[str, float]:
     """Accuracy (argmax over the real classes only) and mean cross-entropy on `data`."""
-    model.eval()
+    logits = logits_of(model, data.float_images(), batch_size)
     k = data.num_classes
-    correct, loss_sum = 0, 0.0
-    for start in range(0, len(data), batch_size):
-        x = data.float_images()[start : start + batch_size].to(device)
-        y = data.labels[start : start + batch_size].to(device)
-        logits = model(x)
-        loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += (logits[:, :k].argmax(1) == y).sum().item()
+    loss_sum = sum(
+        F.cross_entropy(
+            logits[i : i + batch_size], data.labels[i : i + batch_size], reduction="sum"
+        ).item()
+        for i in range(0, len(data), batch_size)
+    )
+    correct = (logits[:, :k].argmax(1) == data.labels).sum().item()
     return {"accuracy": correct / len(data), "loss": loss_sum / len(data)}
 
 
-def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
             model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
@@ -152,13 +192,10 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimize
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def _lr_factor(cfg: TrainConfig, epoch: int) -> float:
+def lr_factor(cfg: TrainConfig, epoch: int) -> float:
     if cfg.lr_schedule == "constant":
         return 1.0
     return 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
-
-
-EpochCallback = Callable[[int, dict[str, float]], None]
 
 
 def train_classifier(
@@ -170,90 +207,74 @@ def train_classifier(
     seed: int,
     where: str,
     test: ImageSet | None = None,
-    fakes: Fakes | None = None,
-    fake_loss: FakeLoss | None = None,
-    resume_path: Path | None = None,
-    fingerprint: str = "",
+    fakes: FakeSource | None = None,
+    loss: LossConfig | None = None,
+    snapshots: Snapshots | None = None,
     on_epoch: EpochCallback | None = None,
 ) -> list[dict[str, float]]:
-    """Train `model` in place; returns per-epoch metrics. `where` names the run in errors."""
-    model.to(device)
-    opt = _optimizer(model, cfg)
-    snapshots = Snapshots(resume_path, fingerprint, cfg.checkpoint_every, where)
-    state = {"model": model, "optimizer": opt}
-    start_epoch, history = snapshots.restore(state)
+    """Train `model` in place; returns per-epoch metrics. `where` names the run in errors.
 
+    Each epoch reseeds the global RNG (mixup, data noise, dropout, shuffling) from (seed, epoch);
+    the fake source draws from its own generator, so switching it on changes nothing else."""
+    if (fakes is None) != (loss is None):
+        raise ValueError("fakes and loss go together")
+    model.to(device)
+    opt = make_optimizer(model, cfg)
+    state = {"model": model, "optimizer": opt} | ({"fakes": fakes} if fakes is not None else {})
     k = train.num_classes
     x_all, y_all = train.float_images(), train.labels
-    groups = []
-    if fakes is not None and len(fakes) > 0:
-        groups = [fakes.images[fakes.hard], fakes.images[~fakes.hard]]
-        groups = [g for g in groups if len(g) > 0]
-    steps = max(1, len(train) // cfg.batch_size)
-    bar = tqdm(
-        range(start_epoch, cfg.epochs),
-        desc=where,
-        initial=start_epoch,
-        total=cfg.epochs,
-        unit="epoch",
-        leave=False,
-        mininterval=1.0,
-        disable=None,
-    )
-    for epoch in bar:
-        # Every epoch reseeds from (seed, epoch) so a resumed run replays the same randomness.
-        torch.manual_seed(derive_seed(seed, "epoch", epoch))
+
+    def epoch_fn(epoch: int) -> dict[str, float]:
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * _lr_factor(cfg, epoch)
+            group["lr"] = cfg.lr * lr_factor(cfg, epoch)
         model.train()
-        t0, sums = time.perf_counter(), {"loss": 0.0, "real_ce": 0.0, "mixup_ce": 0.0, "fake": 0.0}
-        perm = torch.randperm(len(train))
-        for step in range(steps):
-            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        sums = {"loss": 0.0, "real_ce": 0.0, "mixup_ce": 0.0, "fake": 0.0}
+        steps = batches(len(train), cfg.batch_size, torch.randperm(len(train)))
+        for step, idx in enumerate(steps):
             x, y = x_all[idx].to(device), y_all[idx].to(device)
+            if cfg.data_noise > 0:
+                x = x + cfg.data_noise * torch.randn_like(x)
             logits = model(x)
             real_ce = F.cross_entropy(logits, y)
-            loss = real_ce
+            total = real_ce
             mix_ce = torch.zeros(())
             if cfg.mixup_alpha > 0 and cfg.mixup_weight > 0:
                 xm, tm = mixup(x, y, k, cfg.mixup_alpha)
                 mix_ce = soft_cross_entropy(model(xm), tm)
-                loss = loss + cfg.mixup_weight * mix_ce
+                total = total + cfg.mixup_weight * mix_ce
             fterm = torch.zeros(())
-            if groups and fake_loss is not None:
-                per = max(1, cfg.batch_size // len(groups))
-                batches = [g[torch.randint(len(g), (per,))].to(device) for g in groups]
-                fterm = fake_term(model, logits, batches, fake_loss)
-                loss = loss + fterm
-            check_finite(loss.detach(), f"{where}: training loss at epoch {epoch + 1}, step {step}")
+            if fakes is not None and loss is not None:
+                x_fake, t_fake, diag = fakes.draw(model, x, y)
+                model.train()
+                onehot = F.one_hot(y, k).float()
+                fterm = fake_term(model, logits, onehot, x_fake, t_fake.to(device), loss)
+                total = total + fterm
+                for key, v in diag.items():
+                    sums[key] = sums.get(key, 0.0) + v
+            check_finite(
+                total.detach(), f"{where}: training loss at epoch {epoch + 1}, step {step}"
+            )
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            total.backward()
             opt.step()
-            sums["loss"] += loss.item()
+            sums["loss"] += total.item()
             sums["real_ce"] += real_ce.item()
             sums["mixup_ce"] += float(mix_ce.detach())
             sums["fake"] += float(fterm.detach())
-        row = {f"train_{k_}": v / steps for k_, v in sums.items()}
-        row["epoch_seconds"] = time.perf_counter() - t0
+        row = {f"train_{key}": v / len(steps) for key, v in sums.items()}
         if test is not None:
-            row.update(
-                {f"test_{k_}": v for k_, v in evaluate_classifier(model, test, device).items()}
-            )
-        history.append(row)
-        bar.set_postfix(
-            {k_: f"{v:.3f}" for k_, v in row.items() if k_ in ("train_loss", "test_accuracy")}
-        )
-        (log.info if bar.disable else log.debug)(
-            "%s epoch %d/%d %s",
-            where,
-            epoch + 1,
-            cfg.epochs,
-            " ".join(f"{k_}={v:.4f}" for k_, v in row.items()),
-        )
-        if on_epoch is not None:
-            on_epoch(epoch, row)
-        snapshots.save(epoch + 1, cfg.epochs, state, history)
-    bar.close()
+            row |= {f"test_{key}": v for key, v in evaluate_classifier(model, test).items()}
+        return row
+
+    history = run_epochs(
+        epoch_fn,
+        epochs=cfg.epochs,
+        desc=where,
+        state=state,
+        snapshots=snapshots,
+        reseed=seed,
+        on_epoch=on_epoch,
+        show=("train_loss", "test_accuracy"),
+    )
     model.eval()
-    snapshots.finish()
     return history

@@ -1,113 +1,108 @@
-"""`cgen`: one command per DVC stage (exactly what dvc.yaml calls) plus helpers."""
+"""`cgen`: one command per DVC stage (exactly what dvc.yaml calls) plus helpers.
+
+Commands are imported only when they run: `cgen --help` imports none of them (no torch, MLflow or
+torch-fidelity), and a stage pays only for the modules its own command imports. User errors
+(bad parameters, missing files, non-finite numbers) become one line on stderr and exit code 2
+(parameters) or 1 (other input), before any work whenever they can be known then.
+"""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import importlib
+import logging
+import sys
 
-import typer
-import yaml
-
-from pipeline.config import ConfigError, merge, read_yaml
-from pipeline.io import atomic_write_text
-from pipeline.params import load_params, parse_params
-from pipeline.tracking import TrackingConfig, default_uri
-
-# importing a stage module registers its commands (evaluate/report: issue 4; acgan, regene, sgld,
-# wang_torr: issue 5)
-from stages import acgan, classifier, evaluate, prepare, regene, report, sgld, stic, wang_torr  # noqa: F401
-from stages.app import app
-from stages.common import PARAMS_OPTION, repo_root, stage_command
-
-params_app = typer.Typer(help="Check parameters and apply named profiles.", no_args_is_help=True)
-app.add_typer(params_app, name="params")
-
-PROFILES_OPTION = typer.Option(Path("profiles"), "--profiles-dir", help="folder of profiles")
-
-
-@params_app.command("check")
-@stage_command
-def params_check(params_file: Path = PARAMS_OPTION) -> None:
-    """Validate a parameter file without running anything."""
-    load_params(params_file)
-    typer.echo(f"{params_file}: ok")
-
-
-def _profile(name: str, profiles_dir: Path) -> dict:
-    path = profiles_dir / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in profiles_dir.glob("*.yaml"))
-        raise ConfigError(
-            f"profile '{name}' not found in {profiles_dir}/; known: {', '.join(known)}"
-        )
-    return read_yaml(path)
-
-
-def _leaves(data: dict, prefix: str = "") -> list[tuple[str, object]]:
-    out = []
-    for key, value in data.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        out += _leaves(value, name) if isinstance(value, dict) else [(name, value)]
-    return out
+# command -> (module whose `app` runs it, one-line summary for `cgen --help`)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "prepare": ("stages.prepare", "write the fixed train/test split of data.name"),
+    "check": ("stages.check", "the parameter gate: validate params.yaml against the data"),
+    "classifier": ("stages.classifier", "train a classifier on real data (judge, judge_b, r0)"),
+    "stic-round": ("stages.stic_round", "train STIC round rK against its own GRMALA chains"),
+    "stic-sample": ("stages.stic_sample", "draw a STIC round's evaluation set (fresh chains)"),
+    "jem-train": ("stages.jem_train", "train the JEM classifier against its SGLD replay buffer"),
+    "jem-sample": ("stages.jem_sample", "draw JEM's evaluation set (fresh chains)"),
+    "score-train": ("stages.score_train", "train Score-STIC's noise-conditional classifier"),
+    "score-sample": ("stages.score_sample", "draw Score-STIC's set by annealed Langevin"),
+    "attentive": ("stages.attentive", "draw an Attentive-STIC set in glimpses"),
+    "sgld": (
+        "stages.sgld",
+        "the control: JEM's sampler on a classifier without generative training",
+    ),
+    "null-sampler": (
+        "stages.null_sampler",
+        "a null-sampler reference set (a method's sampler, flat)",
+    ),
+    "real-mixup": ("stages.real_mixup", "the real pixel-mixup reference set"),
+    "acgan-train": ("stages.acgan_train", "train an AC-GAN variant"),
+    "acgan-sample": ("stages.acgan_sample", "sample an AC-GAN variant"),
+    "regene-train": ("stages.regene_train", "train ReGene's decoder on frozen classifier latents"),
+    "regene-sample": ("stages.regene_sample", "decode convex combinations of same-class latents"),
+    "wang-torr": ("stages.wang_torr", "Wang & Torr input optimisation, one variant"),
+    "evaluate": ("stages.evaluate", "evaluate one sample set (or the real-data floor)"),
+    "report": ("stages.report", "write the report (Markdown + self-contained HTML)"),
+    "params": ("stages.params_cmd", "check parameters, apply profiles, write STIC round chains"),
+    "seeds": ("stages.seeds", "queue the pipeline for several seeds as DVC experiments"),
+    "compare": ("stages.compare", "the across-seed report from DVC experiments"),
+    "track": ("stages.track", "flush spooled runs into MLflow"),
+    "where": ("stages.where", "where the results and the MLflow runs are"),
+}
 
 
-@params_app.command("apply")
-@stage_command
-def params_apply(
-    name: str = typer.Argument(..., help="profile name, e.g. cifar10_wrn"),
-    params_file: Path = PARAMS_OPTION,
-    profiles_dir: Path = PROFILES_OPTION,
-) -> None:
-    """Merge a named profile into the parameter file (validated before anything is written)."""
-    merged = merge(read_yaml(params_file), _profile(name, profiles_dir))
-    parse_params(merged)
-    atomic_write_text(params_file, yaml.safe_dump(merged, sort_keys=False))
-    typer.echo(f"{params_file}: profile '{name}' applied; run `dvc repro` (or `make repro`)")
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = [
+        "Usage: cgen COMMAND [OPTIONS]   (cgen COMMAND --help for its options)",
+        "",
+        "Classifiers that generate images: the DVC stage commands and helpers.",
+        "",
+        "Commands:",
+    ]
+    lines += [f"  {name:<{width}}  {summary}" for name, (_, summary) in COMMANDS.items()]
+    return "\n".join(lines)
 
 
-@params_app.command("overrides")
-@stage_command
-def params_overrides(
-    name: str = typer.Argument(..., help="profile name"),
-    params_file: Path = PARAMS_OPTION,
-    profiles_dir: Path = PROFILES_OPTION,
-) -> None:
-    """Print a profile as `-S key=value` flags for `dvc exp run` (validated first)."""
-    profile = _profile(name, profiles_dir)
-    parse_params(merge(read_yaml(params_file), profile))
-    flags = [f"-S '{k}={v if isinstance(v, str) else json.dumps(v)}'" for k, v in _leaves(profile)]
-    typer.echo(" ".join(flags))
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    for noisy in ("alembic", "mlflow", "urllib3", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-@app.command("where")
-@stage_command
-def where(
-    dvc_file: Path = typer.Option(Path("dvc.yaml"), "--dvc-file"), params_file: Path = PARAMS_OPTION
-) -> None:
-    """Print where the latest results and the MLflow runs are."""
-    stages = read_yaml(dvc_file).get("stages") or {}
-    seen: list[str] = []
-    for stage in stages.values():
-        for kind in ("metrics", "plots", "outs"):
-            for entry in stage.get(kind) or []:
-                path = next(iter(entry)) if isinstance(entry, dict) else entry
-                if "${" not in str(path) and path not in seen:
-                    seen.append(path)
-    reports = [p for p in seen if p.startswith("reports")]
-    typer.echo("Results (from dvc.yaml):")
-    for path in reports:
-        mark = "" if Path(path).exists() else "   (not produced yet: run `make repro`)"
-        typer.echo(f"  {path}{mark}")
-    tracking = load_params(params_file).tracking if params_file.exists() else TrackingConfig()
-    uri = tracking.uri or default_uri(repo_root())
-    typer.echo(f"MLflow runs: {uri} (experiment '{tracking.experiment}')")
-    typer.echo(f"  browse: .venv/bin/mlflow ui --backend-store-uri {uri}")
-    typer.echo("Compare experiments: .venv/bin/dvc exp show --only-changed")
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"error: no command '{name}'\n\n{usage()}", file=sys.stderr)
+        return 2
+    setup_logging()
+    from pipeline.errors import exit_code
+
+    module = importlib.import_module(COMMANDS[name][0])
+    import click
+
+    try:
+        module.app(rest, prog_name=f"cgen {name}", standalone_mode=False)
+    except click.exceptions.Exit as exc:  # --help
+        return exc.exit_code
+    except click.ClickException as exc:  # a usage error: a missing or malformed option
+        exc.show()
+        return exc.exit_code
+    except Exception as exc:
+        code = exit_code(exc)
+        if code is None:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return code
+    return 0
 
 
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

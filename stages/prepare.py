@@ -3,35 +3,40 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from pipeline import data
-from stages.app import app
-from stages.common import PARAMS_OPTION, read_params, stage_command, write_metrics
+from pipeline.config import load_sections
+from pipeline.data import DataConfig, DataFacts, prepare, save_image_set
+from stages.skeleton import PARAMS_DEFAULT, MetricsOut, Params, write_metrics
+
+SECTIONS = {"data": DataConfig}
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
-@app.command("prepare")
-@stage_command
-def prepare(
-    train_out: Path = typer.Option(..., "--train-out"),
-    test_out: Path = typer.Option(..., "--test-out"),
-    metrics: Path = typer.Option(..., "--metrics"),
-    params_file: Path = PARAMS_OPTION,
+@app.command()
+def main(
+    train_out: Annotated[Path, typer.Option("--train-out")],
+    test_out: Annotated[Path, typer.Option("--test-out")],
+    metrics: MetricsOut,
+    params: Params = PARAMS_DEFAULT,
 ) -> None:
-    """Write the train/test split of `data.name` as uint8 tensors."""
-    params = read_params(params_file)
-    train, test = data.prepare(params.data)
-    data.save_image_set(train, train_out)
-    data.save_image_set(test, test_out)
-    c, h, w = train.shape
+    """Write the train/test split of data.name as uint8 tensors, and what it is (the facts the
+    parameter gate checks the other sections against)."""
+    cfg = load_sections(params, SECTIONS)["data"]
+    train, test = prepare(cfg)
+    save_image_set(train, train_out)
+    save_image_set(test, test_out)
+    facts = DataFacts.of(train, test)
     write_metrics(
         metrics,
         {
             "train_images": len(train),
-            "test_images": len(test),
-            "classes": train.num_classes,
-            "channels": c,
-            "image_size": h,
+            "test_images": facts.test_images,
+            "classes": facts.classes,
+            "channels": facts.channels,
+            "image_size": facts.image_size,
+            "train_per_class": list(facts.train_per_class),
         },
     )

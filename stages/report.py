@@ -1,125 +1,145 @@
-"""Stage `report`: reports/report.md and a self-contained reports/report.html from the evaluation
-results of exactly the rounds and methods that params.yaml lists (never a folder glob).
-
-File names come from patterns given in dvc.yaml's cmd, with `{name}` standing for a round key,
-a method name, `r0` or `real`.
-"""
+"""Stage `report`: reports/report.md, a self-contained reports/report.html and the headline
+metrics reports/summary.json (the file `dvc exp show` lists), from the evaluation results of
+exactly the rounds and sample sets params.yaml lists (never a folder glob). File names come from
+patterns in dvc.yaml's cmd, `{name}` standing for a set's name (`real`: the floor)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
-from pipeline import metrics as M
-from pipeline.data import DataError
+from pipeline import claims as C
+from pipeline import report as R
+from pipeline.config import Overrides
+from pipeline.errors import DataError
 from pipeline.figures import save_round_lines
-from pipeline.io import atomic_write_text
-from pipeline.params import Params
-from pipeline.report import (
-    Entry,
-    chain_order,
-    render_html,
-    render_markdown,
-    report_blocks,
-    round_series,
-)
-from stages.app import app
-from stages.common import PARAMS_OPTION, read_params, stage_command
+from pipeline.io import atomic_write_json, atomic_write_text
+from pipeline.methods.stic import BASE_ROUND, RoundConfig, chain_rounds, depth
+from stages.skeleton import PARAMS_DEFAULT, Params, stage
+
+SECTIONS = {
+    "data.name": str,
+    "eval.methods": tuple[str, ...],
+    "stic.rounds": dict[str, RoundConfig],
+    "references.nulls": Overrides,
+}
+LABELS = {
+    "jem": "JEM",
+    "score_stic": "Score-STIC",
+    "attentive_stic": "Attentive-STIC",
+    "attentive_random": "Attentive-STIC, random windows (exact)",
+    "attentive_full": "full-image GRMALA, same pixel budget",
+    "sgld": "classifier + SGLD (control)",
+    "acgan": "AC-GAN",
+    "acgan_paper_lr": "AC-GAN, paper lr 2e-4",
+    "regene": "ReGene",
+    "wang_torr": "Wang & Torr",
+    "wang_torr_plain": "Wang & Torr, all off (plain)",
+    "real_mixup": "real pixel-mixup (reference)",
+    "real": "real data (floor: test vs train)",
+}
+HEADLINE = ("stic", "jem", "score_stic", "attentive_stic", "sgld", "acgan", "regene", "wang_torr",
+            "real")  # fmt: skip
+Pattern = Annotated[str, typer.Option(help="a path pattern with {name}")]
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
-def _read_json(path: Path, required: bool) -> dict[str, Any] | None:
+def _read(path: Path, required: bool = True) -> dict[str, Any]:
     if not path.is_file():
         if required:
             raise DataError(f"{path}: not found; run `dvc repro` so the stage that writes it runs")
-        return None
+        return {}
     return json.loads(path.read_text())
 
 
-def _number(data: dict | None, key: str) -> float | None:
-    value = (data or {}).get(key)
-    return float(value) if isinstance(value, int | float) else None
-
-
-def collect_entries(
-    params: Params, patterns: dict[str, str]
-) -> tuple[list[Entry], list[Entry], float | None]:
-    """(table rows: rounds, methods, real floor; the round rows; r0's test accuracy)."""
-
-    def path(kind: str, name: str) -> Path:
-        return Path(patterns[kind].format(name=name))
-
-    def entry(name: str, kind: str, timing: Path | None, sampler: str | None) -> Entry:
-        metrics = _read_json(path("eval", name), required=True) or {}
-        has_soft = kind != "real" and (_number(metrics, M.NUM_SOFT) or 0) > 0
-        figures = [path("grid", name)] + ([path("strips", name)] if has_soft else [])
-        return Entry(
-            name=name,
-            kind=kind,  # type: ignore[arg-type]
-            metrics=metrics,
-            accuracy=None
-            if kind == "real"
-            else _number(
-                _read_json(path("classifier", name), required=kind == "round"), "test_accuracy"
-            ),
-            seconds_per_sample=None
-            if timing is None
-            else _number(_read_json(timing, required=False), "seconds_per_sample"),
-            eval_seconds=_number(_read_json(path("eval_timing", name), False), "eval_seconds"),
-            sampler=sampler,
-            figures=tuple(figures),
-        )
-
-    rounds = [
-        entry(k, "round", path("round_timing", k), params.rounds[k].prev)
-        for k in chain_order({k: r.prev for k, r in params.rounds.items()})
-    ]
-    methods = [entry(m, "method", path("method_timing", m), None) for m in params.eval.methods]
-    real = entry("real", "real", None, None)
-    r0 = _number(_read_json(path("classifier", "r0"), required=True), "test_accuracy")
-    return [*rounds, *methods, real], rounds, r0
-
-
-@app.command("report")
-@stage_command
-def report(
-    eval_pattern: str = typer.Option(..., "--eval", help="evaluation JSON, e.g. x/{name}.json"),
-    classifier_pattern: str = typer.Option(
-        ..., "--classifier-metrics", help="a method's or round's classifier metrics JSON"
-    ),
-    round_timing: str = typer.Option(..., "--round-timing", help="a round's synthesis timing"),
-    method_timing: str = typer.Option(..., "--method-timing", help="a method's timing JSON"),
-    eval_timing: str = typer.Option(..., "--eval-timing", help="evaluation timing JSON"),
-    grid_pattern: str = typer.Option(..., "--grid", help="sample grid PNG"),
-    strips_pattern: str = typer.Option(..., "--strips", help="interpolation strips PNG"),
-    rounds_figure: Path = typer.Option(..., "--rounds-figure", help="line plots across rounds"),
-    md: Path = typer.Option(..., "--md"),
-    html_out: Path = typer.Option(..., "--html"),
-    params_file: Path = PARAMS_OPTION,
+@app.command()
+def main(
+    eval_pattern: Annotated[str, typer.Option("--eval", help="evaluation JSON pattern")],
+    sampling: Pattern,
+    train_metrics: Pattern,
+    grid: Pattern,
+    strips: Pattern,
+    neighbours: Pattern,
+    drawing: Pattern,
+    data_facts: Annotated[Path, typer.Option("--data-facts", help="prepare's facts JSON")],
+    rounds_figure: Annotated[Path, typer.Option("--rounds-figure")],
+    md: Annotated[Path, typer.Option("--md")],
+    html_out: Annotated[Path, typer.Option("--html")],
+    summary: Annotated[Path, typer.Option("--summary", help="headline metrics JSON")],
+    params: Params = PARAMS_DEFAULT,
 ) -> None:
-    """Write the Markdown and HTML report with its tables and figures."""
-    params = read_params(params_file)
-    patterns = {
-        "eval": eval_pattern,
-        "classifier": classifier_pattern,
-        "round_timing": round_timing,
-        "method_timing": method_timing,
-        "eval_timing": eval_timing,
-        "grid": grid_pattern,
-        "strips": strips_pattern,
-    }
+    """Write the report, its figures and the headline metrics."""
+    patterns = {"eval": eval_pattern, "sampling": sampling, "train": train_metrics, "grid": grid,
+                "strips": strips, "neighbours": neighbours, "drawing": drawing}  # fmt: skip
     for kind, pattern in patterns.items():
         if "{name}" not in pattern:
             raise DataError(f"--{kind.replace('_', '-')}: pattern {pattern!r} lacks {{name}}")
-    entries, rounds, r0 = collect_entries(params, patterns)
-    xs, series = round_series(r0, rounds)
-    save_round_lines(xs if rounds else [], series, rounds_figure, "STIC rounds")
-    blocks = report_blocks(params.data.name, entries, rounds, r0, rounds_figure)
-    atomic_write_text(md, render_markdown(blocks, md.parent))
-    atomic_write_text(html_out, render_html(blocks, lambda p: Path(p).read_bytes()))
-    typer.echo(
-        f"report: {md} and {html_out} ({len(rounds)} rounds, "
-        f"{len(params.eval.methods)} methods + real floor)"
-    )
+    with stage("report", params, SECTIONS) as st:
+
+        def path(kind: str, name: str) -> Path:
+            return Path(patterns[kind].format(name=name))
+
+        rounds: dict[str, RoundConfig] = st.cfg["stic.rounds"]
+        chain = chain_rounds(rounds)
+        refs = {*st.cfg["references.nulls"], "real_mixup"}
+
+        def row(name: str, group: R.Group, label: str) -> R.Row:
+            metrics = _read(path("eval", name))
+            figures = [(path("grid", name), "hard samples"),
+                       (path("neighbours", name), "nearest training images")]  # fmt: skip
+            if metrics.get("num_soft_samples"):
+                figures.append((path("strips", name), "soft samples"))
+            if path("drawing", name).is_file() and name.startswith("attentive"):
+                figures.append((path("drawing", name), "drawing sequence"))
+            sampler = {} if name == "real" else _read(path("sampling", name), required=False)
+            if name in rounds:
+                sampler = {**sampler, "prev": rounds[name].prev}
+            return R.Row(name, group, label, metrics, sampler, tuple(figures))
+
+        rows = [row(r, "round", f"STIC {r}") for r in chain]
+        rows += [row(r, "ablation", f"{r} (from {rounds[r].prev}, depth {depth(rounds, r)})")
+                 for r in rounds if r not in chain]  # fmt: skip
+        if chain:
+            last = rows[len(chain) - 1]
+            rows.append(R.Row("stic", "method", f"STIC ({last.name}, the last round)", last.eval,
+                              last.sampling, ()))  # fmt: skip
+        for name in st.cfg["eval.methods"]:
+            group = "reference" if name in refs else "method"
+            rows.append(row(name, group, LABELS.get(name, name)))
+        rows.append(row("real", "real", LABELS["real"]))
+
+        by_name = {r.name: r for r in rows}
+        facts = _read(data_facts)
+        r0_acc = _read(path("train", BASE_ROUND)).get("test_accuracy")
+        by_name["r0"] = R.Row("r0", "round", "r0", {}, {"classifier_test_accuracy": r0_acc})
+        results = C.judge_claims(C.claims(chain, {}), R.claim_lookup(by_name, facts["test_images"]))
+        round_rows = [by_name[r] for r in chain]
+        series = {
+            "classifier test accuracy": [
+                r0_acc,
+                *(r.get("classifier_test_accuracy") for r in round_rows),
+            ],
+            "judge-FID": [None, *(r.get("judge_fid") for r in round_rows)],
+            "discriminability": [None, *(r.get("discriminability") for r in round_rows)],
+            "precision": [None, *(r.get("precision") for r in round_rows)],
+            "interpolation error": [None, *(r.get("interpolation_error") for r in round_rows)],
+            "acceptance": [None, *(r.get("acceptance_rate") for r in round_rows)],
+        }
+        save_round_lines(["r0", *chain], series, rounds_figure, "STIC rounds (fresh chains)")
+        blocks = R.report_blocks(
+            dataset=st.cfg["data.name"], rows=[r for r in rows if r.name != "r0"], chain=chain,
+            r0_accuracy=r0_acc, test_images=facts["test_images"], claim_results=results,
+            rounds_figure=rounds_figure,
+        )  # fmt: skip
+        atomic_write_text(md, R.render_markdown(blocks, md.parent))
+        atomic_write_text(html_out, R.render_html(blocks, lambda p: Path(p).read_bytes()))
+        atomic_write_json(summary, R.summary(rows, HEADLINE))
+        verdicts = {c.id: v for c, _, _, v in results}
+        st.run.log_metrics({f"claim_{k}": {"reproduced": 1, "not reproduced": -1}.get(v, 0)
+                            for k, v in verdicts.items()})  # fmt: skip
+        for p in (md, html_out):
+            st.run.log_artifact(p, "report")
+    typer.echo(f"report: {md} and {html_out} ({len(chain)} rounds, {len(rows)} rows)")

@@ -1,82 +1,67 @@
-"""Stage `sgld`: classifier + JEM-style SGLD on a classifier with no STIC training (the control)."""
+"""Stage `sgld`: the control. JEM's sampler, run exactly as the JEM row is evaluated, on a
+classifier trained only on real data (pipeline.methods.sgld)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from typing import Annotated
 
-import torch
 import typer
 
+from pipeline.chains import evaluation_set
 from pipeline.checkpoint import load_classifier
-from pipeline.config import to_dict
 from pipeline.data import load_image_set
-from pipeline.methods import sgld
-from pipeline.methods.common import predict_real
-from pipeline.params import Params
-from pipeline.runtime import configure, derive_seed
-from stages.app import app
-from stages.common import PARAMS_OPTION, expected_model, read_params, stage_command, tracker
-from stages.generation import write_sample_outputs
+from pipeline.methods.sgld import NAME, SGLDControlConfig
+from pipeline.models import ModelConfig, expected_args
+from pipeline.samplers import initial_log_eps
+from stages.outputs import SampleOutputs, from_checkpoint, write_samples
+from stages.skeleton import (
+    PARAMS_DEFAULT,
+    FigureOut,
+    MetricsOut,
+    Params,
+    SamplesOut,
+    TrainData,
+    stage,
+)
 
-NAME = "sgld"
-
-
-def run_sgld(
-    params: Params,
-    classifier_path: Path,
-    train_path: Path,
-    out: Path,
-    metrics_path: Path,
-    timing_path: Path,
-    figure: Path,
-) -> dict[str, float]:
-    device = configure(params.runtime)
-    cfg = params.sgld
-    train = load_image_set(train_path)  # for the shape and class names only
-    model, payload = load_classifier(
-        classifier_path, expected_args=expected_model(params.baseline.model, train), device=device
-    )
-    round_id = str(payload.get("round", "r0"))
-    config = {NAME: to_dict(cfg), "classifier_round": round_id, "seed": params.runtime.seed}
-    with tracker(params, NAME, config, device, round_id) as run:
-        gen = torch.Generator().manual_seed(derive_seed(params.runtime.seed, NAME, "sampler"))
-        t0 = time.perf_counter()
-        images, labels = sgld.sample(model, cfg, train.num_classes, train.shape, gen)
-        seconds = time.perf_counter() - t0
-        predicted = predict_real(model, images, train.num_classes)
-        metrics = {
-            "synth_classifier_accuracy": float((predicted.cpu() == labels).float().mean()),
-            "pixel_mean": float(images.mean()),
-            "pixel_std": float(images.std()),
-        }
-        write_sample_outputs(
-            NAME,
-            images,
-            labels,
-            train.class_names,
-            out=out,
-            figure=figure,
-            metrics_path=metrics_path,
-            metrics=metrics,
-            timing_path=timing_path,
-            timing={"sample_seconds": seconds},
-            title=f"{NAME}: JEM-style SGLD on {round_id} (step {cfg.step_size}, noise {cfg.noise})",
-            run=run,
-        )
-    return metrics
+SECTIONS = {"sgld": SGLDControlConfig, "baseline.model": ModelConfig}
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
-@app.command("sgld")
-@stage_command
-def sgld_command(
-    classifier: Path = typer.Option(..., "--classifier"),
-    train: Path = typer.Option(..., "--train"),
-    out: Path = typer.Option(..., "--out"),
-    metrics: Path = typer.Option(..., "--metrics"),
-    timing: Path = typer.Option(..., "--timing"),
-    figure: Path = typer.Option(..., "--figure"),
-    params_file: Path = PARAMS_OPTION,
+@app.command()
+def main(
+    classifier: Annotated[Path, typer.Option("--classifier", help="the classifier to sample")],
+    train: TrainData,
+    samples_out: SamplesOut,
+    metrics: MetricsOut,
+    figure: FigureOut,
+    params: Params = PARAMS_DEFAULT,
 ) -> None:
-    """Sample the SGLD control set from a classifier with no STIC training."""
-    run_sgld(read_params(params_file), classifier, train, out, metrics, timing, figure)
+    """Sample the SGLD control set."""
+    with stage(NAME, params, SECTIONS, tags={"method": NAME}) as st:
+        cfg: SGLDControlConfig = st.cfg["sgld"]
+        data = load_image_set(train)
+        model, payload = load_classifier(
+            classifier, expected_args(st.cfg["baseline.model"], data.shape[0]), st.device
+        )
+        samples, sampler_metrics, trace = evaluation_set(
+            model,
+            data,
+            cfg.drawing,
+            cfg.eval,
+            initial_log_eps(cfg.drawing.sampler, data.num_classes),
+            st.generator(NAME, "eval targets"),
+            st.generator(NAME, "eval chains"),
+            method=NAME,
+            device=st.device,
+            where=NAME,
+        )
+        st.run.log_history(trace.rows(), prefix="sampler_")
+        write_samples(
+            st,
+            SampleOutputs(samples_out, metrics, figure),
+            samples,
+            sampler_metrics | from_checkpoint(payload),
+            title=f"{NAME}: JEM's sampler on {cfg.round} (no generative training)",
+        )

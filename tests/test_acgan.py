@@ -7,10 +7,14 @@ import math
 import pytest
 import torch
 
-from pipeline.config import ConfigError
+from pipeline.errors import ConfigError
 from pipeline.methods import acgan
 
 LOG3 = math.log(3.0)
+MODEL = acgan.ACGANModelConfig(arch="small", z_dim=8, width=4, dropout=0.5)
+TRAIN = acgan.ACGANTrainConfig(
+    epochs=2, batch_size=20, lr=1e-3, beta1=0.5, beta2=0.999, generator_loss="non_saturating"
+)
 
 
 def test_discriminator_loss_hand_computed():
@@ -49,7 +53,7 @@ def test_generator_loss_rewards_fooling_the_source_head():
     "arch,channels,size", [("small", 1, 8), ("small", 1, 16), ("paper", 3, 32)]
 )
 def test_shapes(arch, channels, size):
-    cfg = acgan.ACGANConfig(arch=arch, width=4, z_dim=10)
+    cfg = acgan.ACGANModelConfig(arch=arch, width=4, z_dim=10, dropout=0.5)
     g, d = acgan.build(acgan.model_args(10, channels, size, cfg))
     x = g(torch.randn(2, 10), torch.tensor([0, 9]))
     assert x.shape == (2, channels, size, size)
@@ -59,7 +63,8 @@ def test_shapes(arch, channels, size):
 
 
 def test_paper_arch_matches_the_paper():
-    g, d = acgan.build(acgan.model_args(10, 3, 32, acgan.ACGANConfig(arch="paper", z_dim=100)))
+    cfg = acgan.ACGANModelConfig(arch="paper", z_dim=100, width=4, dropout=0.5)
+    g, d = acgan.build(acgan.model_args(10, 3, 32, cfg))
     assert g.fc[0].in_features == 110  # 100 noise + 10 one-hot
     convs = [m for m in d.trunk if isinstance(m, torch.nn.Conv2d)]
     assert [m.out_channels for m in convs] == [16, 32, 64, 128, 256, 512]
@@ -68,21 +73,16 @@ def test_paper_arch_matches_the_paper():
 
 def test_refuses_image_size_it_cannot_build():
     with pytest.raises(ConfigError, match="image size 12"):
-        acgan.build(acgan.model_args(3, 1, 12, acgan.ACGANConfig()))
+        acgan.build(acgan.model_args(3, 1, 12, MODEL))
+    with pytest.raises(ConfigError, match="acgan.model.arch: small needs an image size of 4"):
+        MODEL.check_image_size(12, "acgan.model")
 
 
 def _train_and_sample(data, seed):
-    cfg = acgan.ACGANConfig(width=4, z_dim=8, epochs=2, batch_size=20)
     torch.manual_seed(seed)
-    g, d = acgan.build(acgan.model_args(3, 1, 8, cfg))
+    g, d = acgan.build(acgan.model_args(3, 1, 8, MODEL))
     history = acgan.train(
-        g,
-        d,
-        data.float_images(),
-        data.labels,
-        cfg,
-        torch.Generator().manual_seed(seed),
-        progress=False,
+        g, d, data.float_images(), data.labels, TRAIN, torch.Generator().manual_seed(seed)
     )
     x, y = acgan.sample(g, 4, torch.Generator().manual_seed(seed))
     return history, x, y
@@ -102,34 +102,12 @@ def test_same_seed_same_samples(tiny_data):
     assert h1 == h2 and torch.equal(x1, x2)
 
 
-def test_stages_write_the_evaluation_contract(tiny_params, tiny_data, tmp_path):
-    import json
-
-    from pipeline.checkpoint import read_checkpoint
-    from pipeline.data import save_image_set
+def test_variants_override_only_what_they_set(real_params):
     from pipeline.params import parse_params
-    from pipeline.samples import load_samples
-    from stages.acgan import run_sample, run_train
 
-    tiny_params["tracking"]["enabled"] = False
-    params = parse_params(tiny_params)
-    save_image_set(tiny_data, tmp_path / "train.pt")
-    run_train(
-        params,
-        tmp_path / "train.pt",
-        tmp_path / "acgan.pt",
-        tmp_path / "tm.json",
-        tmp_path / "tt.json",
-        tmp_path / "curves.png",
-    )
-    payload = read_checkpoint(tmp_path / "acgan.pt")
-    assert payload["model_args"]["image_size"] == 8 and "discriminator_state" in payload
-    assert "train_seconds" not in json.dumps(payload["history"])  # no timings in checkpoints
-    outs = [tmp_path / n for n in ("a.pt", "m.json", "t.json", "grid.png")]
-    run_sample(params, tmp_path / "acgan.pt", tmp_path / "train.pt", tmp_path / "tt.json", *outs)
-    first = load_samples(outs[0])
-    assert first.method == "acgan" and first.images.shape == (9, 1, 8, 8)
-    timing = json.loads(outs[2].read_text())
-    assert timing["seconds_per_sample"] > 0 and timing["train_seconds"] > 0
-    run_sample(params, tmp_path / "acgan.pt", tmp_path / "train.pt", None, *outs)
-    assert torch.equal(load_samples(outs[0]).images, first.images)  # reruns are bit-identical
+    cfg = parse_params(real_params).acgan
+    paper = cfg.resolved("acgan_paper_lr")
+    assert paper.train.lr == 0.0002 and paper.model == cfg.model and paper.sample == cfg.sample
+    assert cfg.resolved("acgan").train == cfg.train
+    with pytest.raises(ConfigError, match="not a listed variant"):
+        cfg.resolved("nope")

@@ -7,7 +7,8 @@ import copy
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, merge, read_yaml
+from pipeline.config import apply_overrides, load_sections, merge, read_yaml
+from pipeline.errors import ConfigError
 from pipeline.params import Params, load_params, parse_params
 
 
@@ -35,10 +36,27 @@ def test_committed_params_are_valid(real_params):
         (lambda p: p["data"].update(test_fraction=1.5), "data.test_fraction: must be strictly"),
         (lambda p: p["baseline"]["model"].update(arch="vit"), "baseline.model.arch: unknown 'vit'"),
         (lambda p: p.update(extra={}), "extra: unknown key"),
+        (lambda p: p["eval"]["metrics"].update(num_sample=7), "eval.metrics.num_sample: unknown"),
         (
             lambda p: p["judge"].update(model=copy.deepcopy(p["baseline"]["model"])),
             "judge.model: must differ",
         ),
+        (lambda p: p["eval"]["methods"].append("nonesuch"), "eval.methods: 'nonesuch' is made"),
+        (lambda p: p["eval"]["methods"].append("r1"), "eval.methods: 'r1' is a STIC round"),
+        (
+            lambda p: p["stic"]["rounds"]["r2"].update(sampler={"temprature": 1.0}),
+            "stic.rounds.r2.sampler.temprature: unknown key",
+        ),
+        (
+            lambda p: p["wang_torr"]["variants"]["wang_torr"].update(vews=False),
+            "wang_torr.variants.wang_torr.vews: unknown key",
+        ),
+        (
+            lambda p: p["stic"]["sampler"].update(mh=True, box="clamp"),
+            "stic.sampler.box: clamp needs mh: false",
+        ),
+        (lambda p: p["runtime"].update(precision="fp8"), "runtime.precision: must be one of"),
+        (lambda p: p["regene"].update(round="r9"), "regene.round: 'r9' is neither r0 nor"),
     ],
 )
 def test_bad_params_name_the_key(real_params, mutate, message):
@@ -93,3 +111,56 @@ def test_profiles_are_valid(real_params):
     assert profiles, "no profiles found"
     for path in profiles:
         parse_params(merge(real_params, yaml.safe_load(path.read_text())))
+
+
+def test_library_configs_declare_no_defaults():
+    """Every default lives once, in params.yaml: a config field's only allowed default is None
+    (unset), for settings that apply to some choices only."""
+    import dataclasses
+    import typing
+
+    seen, todo = set(), [Params]
+    while todo:
+        cls = todo.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                assert f.default is None, f"{cls.__name__}.{f.name} declares default {f.default!r}"
+            for tp in [
+                typing.get_type_hints(cls)[f.name],
+                *typing.get_args(typing.get_type_hints(cls)[f.name]),
+            ]:
+                if dataclasses.is_dataclass(tp):
+                    todo.append(tp)
+                for inner in typing.get_args(tp):
+                    if dataclasses.is_dataclass(inner):
+                        todo.append(inner)
+    assert len(seen) > 20
+
+
+def test_load_sections_reads_only_what_it_is_asked(tmp_path, real_params):
+    from pipeline.metrics import EvalConfig
+
+    p = copy.deepcopy(real_params)
+    p["acgan"]["typo"] = 1  # a section this stage does not read: the gate's to refuse
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(p))
+    cfg = load_sections(path, {"eval.metrics": EvalConfig, "data.name": str})
+    assert cfg["data.name"] == "digits" and cfg["eval.metrics"].num_samples == 200
+    p["eval"]["metrics"]["seed"] = "zero"
+    path.write_text(yaml.safe_dump(p))
+    with pytest.raises(ConfigError, match=r"params.yaml: eval.metrics.seed: expected an integer"):
+        load_sections(path, {"eval.metrics": EvalConfig})
+
+
+def test_overrides_merge_deeply_and_are_checked(real_params):
+    from pipeline.methods.wang_torr import WangTorrConfig
+
+    base = parse_params(real_params).wang_torr.sampler
+    out = apply_overrides(WangTorrConfig, base, {"views": False}, "v")
+    assert out.views is False and out.lr == base.lr
+    assert apply_overrides(WangTorrConfig, base, None, "v") is base
+    with pytest.raises(ConfigError, match="v.lr: expected a number"):
+        apply_overrides(WangTorrConfig, base, {"lr": "fast"}, "v")

@@ -8,7 +8,6 @@ from PIL import Image
 
 from pipeline.data import (
     DataConfig,
-    DataError,
     convert_channels,
     load_image_set,
     prepare,
@@ -18,10 +17,22 @@ from pipeline.data import (
     to_float,
     to_uint8,
 )
+from pipeline.errors import DataError
 
 
 def cfg(**kw) -> DataConfig:
-    base = dict(name="digits", root="unused", image_size=16, test_fraction=0.2, split_seed=0)
+    base = dict(
+        name="digits",
+        root="unused",
+        loader="builtin",
+        image_size=16,
+        test_fraction=0.2,
+        split_seed=0,
+        download=False,
+        channels=None,
+        num_classes=None,
+        limit_per_class=None,
+    )
     return DataConfig(**{**base, **kw})
 
 
@@ -114,3 +125,103 @@ def test_folder_empty_class_is_named(tmp_path):
 def test_limit_per_class():
     train, _ = prepare(cfg(limit_per_class=5))
     assert torch.bincount(train.labels).tolist() == [5] * 10
+
+
+# ---------------------------------------------------------------- the real on-disk formats
+
+
+def _idx(path, array, gz: bool) -> None:
+    """Write `array` (uint8) in LeCun's idx format (magic 0 0 8 ndim, big-endian sizes)."""
+    import gzip
+    import struct
+
+    raw = bytes([0, 0, 8, array.dim()]) + b"".join(struct.pack(">i", d) for d in array.shape)
+    raw += array.numpy().tobytes()
+    if gz:
+        with gzip.open(str(path) + ".gz", "wb") as fh:
+            fh.write(raw)
+    else:
+        path.write_bytes(raw)
+
+
+@pytest.mark.parametrize(
+    ("name", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")]
+)
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_formats_plain_and_gzipped(tmp_path, name, folder, gz):
+    raw = tmp_path / folder / "raw"
+    raw.mkdir(parents=True)
+    gen = torch.Generator().manual_seed(0)
+    for prefix, n in (("train", 40), ("t10k", 20)):
+        images = torch.randint(0, 256, (n, 28, 28), generator=gen, dtype=torch.uint8)
+        labels = (torch.arange(n) % 10).to(torch.uint8)
+        _idx(raw / f"{prefix}-images-idx3-ubyte", images, gz)
+        _idx(raw / f"{prefix}-labels-idx1-ubyte", labels, gz)
+    train, test = prepare(cfg(name=name, root=str(tmp_path), image_size=16))
+    assert len(train) == 40 and len(test) == 20 and train.shape == (1, 16, 16)
+    assert train.num_classes == 10 and test.labels.tolist()[:3] == [0, 1, 2]
+    assert (name == "fashion_mnist") == ("Trouser" in train.class_names)
+
+
+def test_idx_with_a_wrong_header_is_named(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):  # fmt: skip
+        (raw / name).write_bytes(b"\x01\x02\x03\x04garbage")
+    with pytest.raises(DataError, match="not an idx file"):
+        prepare(cfg(name="mnist", root=str(tmp_path)))
+
+
+def test_cifar10_python_pickles(tmp_path):
+    import pickle
+
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    gen = torch.Generator().manual_seed(0)
+    for b, (name, n) in enumerate(
+        [*((f"data_batch_{i}", 6) for i in range(1, 6)), ("test_batch", 10)]
+    ):
+        data = torch.randint(0, 256, (n, 3072), generator=gen, dtype=torch.uint8).numpy()
+        labels = [(b * 6 + i) % 10 for i in range(n)]
+        batch = {b"data": data, b"labels": labels, b"batch_label": b"x"}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    names = [n.encode() for n in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
+                                  "horse", "ship", "truck")]  # fmt: skip
+    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": names}))
+    train, test = prepare(cfg(name="cifar10", root=str(tmp_path), image_size=32))
+    assert len(train) == 30 and len(test) == 10 and train.shape == (3, 32, 32)
+    assert train.class_names[0] == "airplane" and train.class_names[-1] == "truck"
+    # channel-major rows: the first 1024 values are the red plane
+    first = pickle.loads((folder / "data_batch_1").read_bytes())[b"data"][0]
+    assert torch.equal(train.images[0, 0].flatten(), torch.as_tensor(first[:1024]))
+
+
+def test_svhn_mat_files(tmp_path):
+    import numpy as np
+    from scipy.io import savemat
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 20), ("test", 10)):
+        x = rng.integers(0, 256, (32, 32, 3, n), dtype=np.uint8)
+        y = (np.arange(n) % 10 + 1).reshape(-1, 1)  # SVHN labels the digit 0 as 10
+        savemat(tmp_path / f"{split}_32x32.mat", {"X": x, "y": y})
+    train, test = prepare(cfg(name="svhn", root=str(tmp_path), image_size=32))
+    assert len(train) == 20 and len(test) == 10 and train.shape == (3, 32, 32)
+    assert train.labels.tolist()[:3] == [1, 2, 3] and 0 in train.labels.tolist()
+
+
+def test_unreadable_cifar_file_is_named(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"]:
+        (folder / name).write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match="unreadable cifar10 file"):
+        prepare(cfg(name="cifar10", root=str(tmp_path)))
+
+
+def test_download_needs_the_torchvision_loader():
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="download: true needs loader: torchvision"):
+        cfg(name="mnist", download=True).validate()

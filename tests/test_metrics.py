@@ -1,5 +1,5 @@
-"""pipeline.metrics: judge-based FID/KID/IS/PR via torch-fidelity, discriminability, diversity,
-interpolation error. Offline: every test here runs with network connections refused."""
+"""pipeline.metrics: judge-based FID/KID/IS/PR via torch-fidelity, bootstrap, memorisation,
+discriminability, diversity, interpolation. Offline: network connections are refused here."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from conftest import make_image_set
 
 from pipeline import metrics as M
 from pipeline.checkpoint import save_checkpoint
-from pipeline.config import ConfigError
+from pipeline.errors import ConfigError
 from pipeline.models import ModelConfig, build_model, model_args
 from pipeline.params import parse_params
-from pipeline.samples import SampleSet, hard_targets
+from pipeline.samples import SampleSet, hard_targets, two_class_mixtures
 from pipeline.train import TrainConfig, train_classifier
 
 
@@ -43,9 +43,12 @@ def reference():
 
 def _judge(data, epochs: int):
     torch.manual_seed(0)
-    args = model_args(ModelConfig(arch="judge_cnn", width=6), in_channels=1, num_outputs=3)
+    cfg = ModelConfig(arch="judge_cnn", width=6, dropout=0.0, norm="batch")
+    args = model_args(cfg, in_channels=1, num_outputs=3)
     model = build_model(args)
-    cfg = TrainConfig(epochs=epochs, batch_size=20, lr=0.01, mixup_alpha=0.0)
+    cfg = TrainConfig(epochs=max(1, epochs), batch_size=20, lr=0.01, optimizer="adam",
+                      weight_decay=0.0, momentum=0.9, lr_schedule="cosine", mixup_alpha=0.0,
+                      mixup_weight=1.0, data_noise=0.0, checkpoint_every=1)  # fmt: skip
     if epochs:
         train_classifier(model, data, cfg, device=torch.device("cpu"), seed=0, where="test")
     return model.eval(), args
@@ -61,13 +64,27 @@ def judge_path(tmp_path_factory, data):
 
 
 CFG = M.EvalConfig(
+    seed=0,
     num_samples=1000,
     batch_size=16,
+    judge_metrics=True,
     kid_subsets=10,
     kid_subset_size=20,
     isc_splits=1,
+    prc_neighborhood=3,
+    bootstrap=50,
+    confidence=0.95,
+    diversity=True,
     diversity_pairs=10,
+    neighbours=4,
+    inception_weights=None,
 )
+
+
+def features(path, images, batch_size=16):
+    from pipeline.checkpoint import load_classifier
+
+    return M.judge_features(load_classifier(path)[0], images, batch_size)
 
 
 def _with_head(path, tmp_path, scale: float):
@@ -87,33 +104,36 @@ def _with_head(path, tmp_path, scale: float):
 
 
 def test_fid_of_a_set_with_itself_is_zero_and_grows_with_a_shift(judge_path, data):
-    same = M.judge_fidelity(data.images, data.images, judge_path, CFG, cuda=False)
+    f = features(judge_path, data.images)
+    same = M.fidelity(f, f, CFG)
     assert abs(same[M.JUDGE_FID]) < 1e-3
     assert same[M.PRECISION] == 1.0 and same[M.RECALL] == 1.0
     shifted = (data.images.int() + 60).clamp(0, 255).to(torch.uint8)
-    moved = M.judge_fidelity(shifted, data.images, judge_path, CFG, cuda=False)
+    moved = M.fidelity(features(judge_path, shifted), f, CFG)
     assert moved[M.JUDGE_FID] > 0.05
     assert moved[M.JUDGE_FID] > 100 * abs(same[M.JUDGE_FID])
     assert moved[M.JUDGE_KID] > same[M.JUDGE_KID]
 
 
 def test_inception_score_is_one_for_uniform_predictions(judge_path, data, tmp_path):
-    uniform_path, model = _with_head(judge_path, tmp_path, 0.0)  # all logits 0: uniform softmax
-    out = M.judge_fidelity(data.images, data.images, uniform_path, CFG, cuda=False)
-    assert out[M.JUDGE_IS] == pytest.approx(1.0, abs=1e-9)
+    uniform_path, _ = _with_head(judge_path, tmp_path, 0.0)  # all logits 0: uniform softmax
+    f = features(uniform_path, data.images)
+    assert M.fidelity(f, f, CFG)[M.JUDGE_IS] == pytest.approx(1.0, abs=1e-9)
 
 
 def test_inception_score_is_about_k_for_confident_balanced_predictions(judge_path, data, tmp_path):
-    sharp_path, model = _with_head(judge_path, tmp_path, 50.0)
-    probs = M.judge_probabilities(model, data.images, 16)
-    assert M.discriminability(probs, data.labels) == 1.0  # balanced classes, all right
-    assert probs.max(1).values.min() > 0.999  # confident
-    out = M.judge_fidelity(data.images, data.images, sharp_path, CFG, cuda=False)
-    assert out[M.JUDGE_IS] == pytest.approx(3.0, abs=0.01)
+    sharp_path, _ = _with_head(judge_path, tmp_path, 50.0)
+    f = features(sharp_path, data.images)
+    assert M.discriminability(f.probs, data.labels) == 1.0  # balanced classes, all right
+    assert f.probs.max(1).values.min() > 0.999  # confident
+    assert M.fidelity(f, f, CFG)[M.JUDGE_IS] == pytest.approx(3.0, abs=0.01)
 
 
 def test_judge_fid_equals_a_direct_torch_fidelity_call(judge_path, data, reference):
-    ours = M.judge_fidelity(data.images, reference.images, judge_path, CFG, cuda=False)
+    """Our features through torch-fidelity's metric functions give torch-fidelity's own FID
+    through its registered-extractor entry point."""
+    ours = M.fidelity(features(judge_path, data.images), features(judge_path, reference.images),
+                      CFG)  # fmt: skip
     direct = torch_fidelity.calculate_metrics(
         input1=M.ImageTensorDataset(data.images),
         input2=M.ImageTensorDataset(reference.images),
@@ -125,49 +145,55 @@ def test_judge_fid_equals_a_direct_torch_fidelity_call(judge_path, data, referen
         verbose=False,
         save_cpu_ram=True,
     )
-    assert ours[M.JUDGE_FID] == pytest.approx(direct[torch_fidelity.KEY_METRIC_FID], rel=1e-9)
+    assert ours[M.JUDGE_FID] == pytest.approx(direct[torch_fidelity.KEY_METRIC_FID], rel=1e-4)
     assert ours[M.JUDGE_FID] > 0
 
 
-def test_fidelity_metrics_do_not_depend_on_batch_size(judge_path, data, reference):
-    small = M.judge_fidelity(
-        data.images,
-        reference.images,
-        judge_path,
-        M.EvalConfig(**{**CFG.__dict__, "batch_size": 7}),
-        cuda=False,
+def test_features_do_not_depend_on_batch_size(judge_path, data):
+    a, b = features(judge_path, data.images, 7), features(judge_path, data.images, 64)
+    assert torch.allclose(a.embed, b.embed, atol=1e-5) and torch.allclose(
+        a.logits, b.logits, atol=1e-5
     )
-    large = M.judge_fidelity(
-        data.images,
-        reference.images,
-        judge_path,
-        M.EvalConfig(**{**CFG.__dict__, "batch_size": 64}),
-        cuda=False,
-    )
-    for key in small:
-        assert small[key] == pytest.approx(large[key], rel=1e-4, abs=1e-6), key
-
-
-def test_a_retrained_judge_never_reuses_stale_statistics(judge_path, data, reference, tmp_path):
-    path = tmp_path / "judge.pt"
-    path.write_bytes(judge_path.read_bytes())
-    first = M.judge_fidelity(data.images, reference.images, path, CFG, cuda=False)
-    model, args = _judge(data, epochs=0)  # same file name, other weights
-    save_checkpoint(path, model, args, {})
-    second = M.judge_fidelity(data.images, reference.images, path, CFG, cuda=False)
-    assert first[M.JUDGE_FID] != pytest.approx(second[M.JUDGE_FID], rel=1e-3)
 
 
 def test_kid_subset_size_is_clipped_to_the_sample_count(judge_path, data, reference):
-    few = data.images[::6]  # 10 images, kid_subset_size 100
-    out = M.judge_fidelity(
-        few,
-        reference.images,
-        judge_path,
-        M.EvalConfig(kid_subset_size=100, kid_subsets=5),
-        cuda=False,
-    )
+    few = features(judge_path, data.images[::6])  # 10 images, kid_subset_size 20
+    out = M.fidelity(few, features(judge_path, reference.images), CFG)
     assert out[M.JUDGE_KID] is not None
+
+
+def test_bootstrap_interval_brackets_judge_fid(judge_path, data, reference):
+    f, r = features(judge_path, data.images), features(judge_path, reference.images)
+    stats = M.fid_stats(r.embed)
+    lo, hi = M.bootstrap_interval(lambda idx: M.fid(f.embed[idx], stats), len(f), 100, 0.95,
+                                  torch.Generator().manual_seed(0))  # fmt: skip
+    point = M.fid(f.embed, stats)
+    assert lo < point < hi
+
+
+# ----------------------------------------------------------------- memorisation
+
+
+def test_nearest_distance_of_a_training_image_to_the_training_set_is_zero(data):
+    x = data.float_images().flatten(1)
+    assert torch.equal(M.nearest_distances(x[:10], x), torch.zeros(10, dtype=torch.float64))
+    assert (M.nearest_distances(x[:10] + 0.5, x) > 0).all()
+
+
+def test_memorisation_flags_copies_and_not_held_out_images(data, reference):
+    train = data.float_images().flatten(1)
+    held_out = reference.float_images().flatten(1)
+    ratio, copies = M.memorisation(train[:30], held_out, train)  # copies of training images
+    assert ratio == 0.0 and copies == 1.0
+    ratio, copies = M.memorisation(held_out[:40], held_out, train)
+    assert 0.7 < ratio < 1.3 and copies < 0.2
+
+
+def test_distinct_share_counts_near_copies_within_a_class(data):
+    labels = torch.zeros(6, dtype=torch.long)
+    one = data.images[:1].repeat(6, 1, 1, 1)
+    assert M.distinct_share(one, labels) == pytest.approx(1 / 6)
+    assert M.distinct_share(data.images[:20], data.labels[:20]) == 1.0
 
 
 # ----------------------------------------------------------------- discriminability, interpolation
@@ -178,11 +204,11 @@ def test_discriminability_counts_intended_classes():
     assert M.discriminability(probs, torch.tensor([0, 1, 1, 1])) == 0.75
 
 
-def test_interpolation_error_is_zero_when_the_judge_follows_lambda_and_grows_otherwise():
+def test_interpolation_is_exact_when_the_judge_follows_lambda_and_has_a_chance_reference():
     targets = torch.tensor(
         [[0.3, 0.7, 0.0], [0.0, 0.25, 0.75], [0.5, 0.0, 0.5], [1.0, 0.0, 0.0], [0.2, 0.3, 0.5]]
     )  # one hard, one 3-class: ignored
-    rows, i, j, lam = M.two_class_mixtures(targets)
+    rows, i, j, lam = two_class_mixtures(targets)
     assert rows.tolist() == [0, 1, 2] and i.tolist() == [0, 1, 0] and j.tolist() == [1, 2, 2]
     assert lam.tolist() == pytest.approx([0.3, 0.25, 0.5])
     # probabilities proportional to the target (times 0.8, with 0.2 on a third class)
@@ -190,13 +216,20 @@ def test_interpolation_error_is_zero_when_the_judge_follows_lambda_and_grows_oth
         [[0.24, 0.56, 0.2], [0.2, 0.2, 0.6], [0.4, 0.2, 0.4], [1.0, 0.0, 0.0], [0.3, 0.3, 0.4]],
         dtype=torch.float64,
     )
-    assert M.interpolation_error(follows, targets) == pytest.approx(0.0, abs=1e-6)
+    out = M.interpolation(follows, targets)
+    assert out[M.INTERPOLATION_ERROR] == pytest.approx(0.0, abs=1e-6)
+    assert out[M.INTERPOLATION_CHANCE] == pytest.approx((0.2 + 0.25 + 0.0) / 3)
+    assert out[M.PAIR_MASS] == pytest.approx((0.8 + 0.8 + 0.8) / 3)
     hard = torch.tensor(
         [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1, 0, 0], [1, 0, 0]],
         dtype=torch.float64,
     )  # the judge always picks class i fully
-    assert M.interpolation_error(hard, targets) == pytest.approx((0.7 + 0.75 + 0.5) / 3)
-    assert M.interpolation_error(hard, hard_targets(torch.tensor([0, 1]), 3)) is None
+    out = M.interpolation(hard, targets)
+    assert out[M.INTERPOLATION_ERROR] == pytest.approx((0.7 + 0.75 + 0.5) / 3)
+    assert out[M.INTERPOLATION_LO] < out[M.INTERPOLATION_ERROR] < out[M.INTERPOLATION_HI]
+    assert (
+        M.interpolation(hard, hard_targets(torch.tensor([0, 1]), 3))[M.INTERPOLATION_ERROR] is None
+    )
 
 
 # ----------------------------------------------------------------- diversity
@@ -258,34 +291,33 @@ def _soft_samples(data, n: int, seed: int) -> SampleSet:
     return SampleSet(imgs, targets, "test", data.class_names)
 
 
-def test_evaluate_samples_splits_hard_and_soft_and_records_inception_as_not_computed(
-    judge_path, data, reference
-):
+def test_evaluate_samples_measures_everything_at_the_same_count(judge_path, data, reference):
     from pipeline.checkpoint import load_classifier
 
     judge, _ = load_classifier(judge_path)
     hard = M.real_as_samples(data, "test")
     soft = _soft_samples(data, 12, 0)
-    both = SampleSet(
-        torch.cat([hard.images, soft.images]),
-        torch.cat([hard.targets, soft.targets]),
-        "test",
-        data.class_names,
-    )
-    out = M.evaluate_samples(both, reference, judge, judge_path, CFG)
-    assert out[M.NUM_HARD] == 60 and out[M.NUM_SOFT] == 12
-    assert out[M.DISCRIMINABILITY] == pytest.approx(1.0)
-    assert 0.0 <= out[M.INTERPOLATION_ERROR] <= 1.0
-    assert 0.0 < out[M.DIVERSITY] < 1.0 and out[M.DIVERSE_FRACTION] is not None
-    assert out[M.INCEPTION_FID] is None and out[M.INCEPTION_STATUS].startswith("not computed")
-    capped = M.evaluate_samples(
-        both, reference, judge, judge_path, M.EvalConfig(**{**CFG.__dict__, "num_samples": 10})
-    )
-    assert capped[M.NUM_HARD] == 10 and capped[M.NUM_SOFT] == 10
-    again = M.evaluate_samples(
-        both, reference, judge, judge_path, M.EvalConfig(**{**CFG.__dict__, "num_samples": 10})
-    )
-    assert again == capped  # same seed, same subset, same numbers
+    both = SampleSet(torch.cat([hard.images, soft.images]), torch.cat([hard.targets, soft.targets]),
+                     "test", data.class_names)  # fmt: skip
+    judges = {"judge": judge, "judge_b": judge}
+    out = M.evaluate_samples(both, data, reference, judges, CFG)
+    m = out.metrics
+    assert m[M.EVAL_COUNT] == len(reference) and m[M.NUM_HARD] == 60 and m[M.NUM_SOFT] == 12
+    assert m[M.DISCRIMINABILITY] == pytest.approx(1.0)
+    assert m["judge_b_discriminability"] == m[M.DISCRIMINABILITY]
+    assert m[M.JUDGE_FID] == pytest.approx(0.0, abs=1e-3)  # the training images themselves
+    assert m[M.JUDGE_FID_LO] <= m[M.JUDGE_FID] <= m[M.JUDGE_FID_HI]
+    assert m[M.NN_PIXEL_RATIO] == 0.0 and m[M.COPY_SHARE] == 1.0  # memorised: they are copies
+    assert 0.0 <= m[M.INTERPOLATION_ERROR] <= 1.0
+    assert 0.0 < m[M.DIVERSITY] < 1.0 and m[M.DIVERSE_FRACTION] is not None
+    assert M.INCEPTION_FID not in m and m[M.INCEPTION_STATUS].startswith("not computed")
+    assert len(out.shown) == 4 and torch.equal(data.images[out.neighbours],
+                                                out.hard.images[out.shown])  # fmt: skip
+    small = {**CFG.__dict__, "num_samples": 10}
+    capped = M.evaluate_samples(both, data, reference, judges, M.EvalConfig(**small))
+    assert capped.metrics[M.NUM_HARD] == 10 and capped.metrics[M.NUM_SOFT] == 10
+    again = M.evaluate_samples(both, data, reference, judges, M.EvalConfig(**small))
+    assert again.metrics == capped.metrics  # same seed, same subset, same numbers
 
 
 def test_inception_is_not_computed_without_a_local_weights_file(tmp_path):
@@ -301,28 +333,31 @@ def test_cap_is_deterministic_sorted_and_complete_below_the_limit():
     assert a.tolist() == b.tolist() == sorted(a.tolist()) and len(set(a.tolist())) == 10
 
 
+def test_the_count_is_capped_by_the_held_out_split():
+    assert (
+        CFG.count(359) == 359
+        and M.EvalConfig(**{**CFG.__dict__, "num_samples": 200}).count(72) == 72
+    )
+
+
 # ----------------------------------------------------------------- parameters
 
 
 @pytest.mark.parametrize(
-    "bad",
+    ("section", "bad"),
     [
-        {"num_samples": 1},
-        {"kid_subset_size": 1},
-        {"methods": ["a", "a"]},
-        {"methods": ["real"]},
-        {"methods": ["a/b"]},
-        {"prc_neighborhood": 0},
+        ("metrics", {"num_samples": 1}),
+        ("metrics", {"kid_subset_size": 1}),
+        ("metrics", {"confidence": 1.5}),
+        ("metrics", {"prc_neighborhood": 0}),
+        (None, {"methods": ["jem", "jem"]}),
+        (None, {"methods": ["real"]}),
     ],
 )
-def test_bad_eval_params_are_refused(real_params, bad):
-    p = {**real_params, "eval": {**real_params["eval"], **bad}}
+def test_bad_eval_params_are_refused(real_params, section, bad):
+    import copy
+
+    p = copy.deepcopy(real_params)
+    (p["eval"][section] if section else p["eval"]).update(bad)
     with pytest.raises(ConfigError, match="eval"):
-        parse_params(p)
-
-
-def test_a_method_named_like_a_round_is_refused(real_params):
-    first_round = next(iter(real_params["rounds"]))
-    p = {**real_params, "eval": {**real_params["eval"], "methods": [first_round]}}
-    with pytest.raises(ConfigError, match="eval.methods"):
         parse_params(p)

@@ -5,14 +5,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.checkpoint import CheckpointError, load_classifier, save_checkpoint
+from pipeline.checkpoint import load_classifier, save_checkpoint
+from pipeline.errors import CheckpointError, ConfigError
 from pipeline.models import ARCHITECTURES, ModelConfig, build_model, expand_outputs, model_args
 
 
 @pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
 def test_every_architecture_builds_and_exposes_features(arch):
-    cfg = ModelConfig(arch=arch, width=8, depth=10, widen_factor=1)
+    wrn = arch == "wrn"
+    cfg = ModelConfig(arch=arch, width=8, dropout=0.0, norm="none",
+                      depth=10 if wrn else None, widen_factor=1 if wrn else None)  # fmt: skip
     model = build_model(model_args(cfg, in_channels=3, num_outputs=5)).eval()
+    if arch == "score_cnn":
+        model = model.at(0.5)
     x = torch.randn(2, 3, 16, 16)
     latent, maps = model.forward_features(x)
     assert model(x).shape == (2, 5)
@@ -59,3 +64,26 @@ def test_checkpoint_with_arbitrary_objects_is_refused(tmp_path):
     torch.save({"format": 1, "model_args": {}, "state_dict": {}, "config": Payload()}, path)
     with pytest.raises(CheckpointError, match="unreadable checkpoint"):
         load_classifier(path)
+
+
+def test_wrn_only_settings_are_refused_elsewhere():
+    with pytest.raises(ConfigError, match="wrn-only"):
+        ModelConfig(arch="small_cnn", width=8, dropout=0.0, norm="none", depth=28).validate()
+    with pytest.raises(ConfigError, match="6n \\+ 4"):
+        ModelConfig(
+            arch="wrn", width=8, dropout=0.0, norm="none", depth=27, widen_factor=2
+        ).validate()
+
+
+def test_score_network_depends_on_the_noise_level():
+    cfg = ModelConfig(arch="score_cnn", width=4, dropout=0.0, norm="none")
+    model = build_model(model_args(cfg, in_channels=1, num_outputs=3)).eval()
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        a, b = model.at(0.1)(x), model.at(1.0)(x)
+        sigma = torch.tensor([0.1, 1.0])
+        both = model.head(model.features_at(x, sigma)[0])
+    assert not torch.allclose(a, b)
+    assert torch.allclose(both[0], a[0], atol=1e-6) and torch.allclose(both[1], b[1], atol=1e-6)
+    with pytest.raises(ValueError, match="noise level"):
+        model(x)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pipeline.data import DataError
+from pipeline.errors import DataError
 from pipeline.methods import regene
 
 
@@ -26,7 +26,7 @@ def _latent_setup(seed=0, n=400, d=8, k=4):
 @pytest.mark.parametrize("k_mix,alpha", [(2, 1.0), (5, 0.3), (3, 10.0)])
 def test_label_guarantee_is_100_percent(k_mix, alpha):
     head, z, predicted, labels, k = _latent_setup()
-    cfg = regene.ReGeneConfig(k=k_mix, dirichlet_alpha=alpha, samples_per_class=100)
+    cfg = regene.CombineConfig(k=k_mix, dirichlet_alpha=alpha, per_class=100)
     combined, classes = regene.combine_latents(
         z, predicted, labels, k, cfg, torch.Generator().manual_seed(1)
     )
@@ -37,7 +37,7 @@ def test_label_guarantee_is_100_percent(k_mix, alpha):
 def test_guarantee_needs_correctly_classified_latents():
     """Control: pools with misclassified latents lose the guarantee (the test can fail)."""
     head, z, predicted, labels, k = _latent_setup()
-    cfg = regene.ReGeneConfig(k=2, samples_per_class=200)
+    cfg = regene.CombineConfig(k=2, dirichlet_alpha=1.0, per_class=200)
     # pretend every image is correctly classified (predicted = its label, right or wrong)
     combined, classes = regene.combine_latents(
         z, labels, labels, k, cfg, torch.Generator().manual_seed(1)
@@ -51,7 +51,7 @@ def test_guarantee_ignores_the_extra_fake_output():
     with torch.no_grad():
         big.weight[:k], big.bias[:k] = head.weight, head.bias
         big.weight[k], big.bias[k] = 0.0, 1e6  # the fake logit wins everywhere
-    cfg = regene.ReGeneConfig(k=3, samples_per_class=50)
+    cfg = regene.CombineConfig(k=3, dirichlet_alpha=1.0, per_class=50)
     combined, classes = regene.combine_latents(
         z, predicted, labels, k, cfg, torch.Generator().manual_seed(2)
     )
@@ -60,7 +60,7 @@ def test_guarantee_ignores_the_extra_fake_output():
 
 def test_same_seed_same_combinations():
     head, z, predicted, labels, k = _latent_setup()
-    cfg = regene.ReGeneConfig(k=3, samples_per_class=10)
+    cfg = regene.CombineConfig(k=3, dirichlet_alpha=1.0, per_class=10)
     a = regene.combine_latents(z, predicted, labels, k, cfg, torch.Generator().manual_seed(5))[0]
     b = regene.combine_latents(z, predicted, labels, k, cfg, torch.Generator().manual_seed(5))[0]
     c = regene.combine_latents(z, predicted, labels, k, cfg, torch.Generator().manual_seed(6))[0]
@@ -69,8 +69,11 @@ def test_same_seed_same_combinations():
 
 def test_too_few_correct_images_is_an_error():
     head, z, predicted, labels, k = _latent_setup(n=6)
-    with pytest.raises(DataError, match="regene.k is 5 but class .* lower regene.k"):
-        regene.combine_latents(z, predicted, labels, k, regene.ReGeneConfig(k=5), torch.Generator())
+    cfg = regene.CombineConfig(k=5, dirichlet_alpha=1.0, per_class=2)
+    with pytest.raises(
+        DataError, match="regene.combine.k is 5 but class .* lower regene.combine.k"
+    ):
+        regene.combine_latents(z, predicted, labels, k, cfg, torch.Generator())
 
 
 @pytest.mark.parametrize("size", [8, 16, 32])
@@ -87,61 +90,9 @@ def test_decoder_learns_to_reconstruct(tiny_data):
     torch.manual_seed(0)
     dec = regene.Decoder(z.shape[1], 1, 8, width=8)
     before = regene.reconstruction_error(dec, z, x)
-    cfg = regene.ReGeneConfig(epochs=15, batch_size=20, width=8, lr=0.01)
-    history = regene.train_decoder(dec, z, x, cfg, torch.Generator().manual_seed(0), progress=False)
+    cfg = regene.DecoderConfig(epochs=15, batch_size=20, width=8, lr=0.01)
+    history = regene.train_decoder(dec, z, x, cfg, torch.Generator().manual_seed(0))
     after = regene.reconstruction_error(dec, z, x)
     assert len(history) == 15 and after < 0.5 * before
     samples = regene.decode(dec, z[:7])
     assert samples.shape == (7, 1, 8, 8)
-
-
-def test_stages_report_guarantee_and_reconstruction(tiny_params, tiny_data, tmp_path):
-    import json
-
-    from pipeline.checkpoint import save_checkpoint
-    from pipeline.data import save_image_set
-    from pipeline.models import ModelConfig, build_model, model_args
-    from pipeline.params import parse_params
-    from pipeline.samples import load_samples
-    from pipeline.train import TrainConfig, train_classifier
-    from stages.regene import run_sample, run_train
-
-    tiny_params["tracking"]["enabled"] = False
-    params = parse_params(tiny_params)
-    torch.manual_seed(0)
-    args = model_args(ModelConfig(arch="small_cnn", width=4), in_channels=1, num_outputs=3)
-    model = build_model(args)
-    train_classifier(
-        model,
-        tiny_data,
-        TrainConfig(epochs=20, batch_size=20, lr=0.01),
-        device=torch.device("cpu"),
-        seed=0,
-        where="test",
-    )
-    save_checkpoint(tmp_path / "r0.pt", model, args, {}, round="r0")
-    save_image_set(tiny_data, tmp_path / "train.pt")
-    run_train(
-        params,
-        tmp_path / "r0.pt",
-        tmp_path / "train.pt",
-        tmp_path / "train.pt",
-        tmp_path / "dec.pt",
-        tmp_path / "tm.json",
-        tmp_path / "tt.json",
-        tmp_path / "c.png",
-    )
-    outs = [tmp_path / n for n in ("s.pt", "m.json", "t.json", "grid.png")]
-    run_sample(
-        params,
-        tmp_path / "r0.pt",
-        tmp_path / "dec.pt",
-        tmp_path / "train.pt",
-        tmp_path / "tt.json",
-        *outs,
-    )
-    metrics = json.loads(outs[1].read_text())
-    assert metrics["label_guarantee"] == 1.0
-    assert metrics["train_recon_mse"] > 0 and metrics["test_recon_mse"] > 0
-    samples = load_samples(outs[0])
-    assert samples.method == "regene" and samples.images.shape == (9, 1, 8, 8)

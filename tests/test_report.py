@@ -1,232 +1,101 @@
-"""pipeline.report and the `report` stage: listed rounds/methods only, self-contained HTML,
-published numbers only where dataset and metric match, deterministic bytes."""
+"""The report: intervals behind every verdict, the document, its rendering, the headline file."""
 
 from __future__ import annotations
 
-import copy
-import json
-from pathlib import Path
+import math
 
-import pytest
 import torch
-import yaml
-from typer.testing import CliRunner
 
+from pipeline import claims as C
 from pipeline import metrics as M
 from pipeline import report as R
 from pipeline.figures import save_grid
 from pipeline.panels import class_rows, interpolation_strips
 from pipeline.samples import SampleSet
-from stages.cli import app
 
 
-def test_chain_order_follows_prev_links():
-    assert R.chain_order({"r2": "r1", "r1": "r0", "r3": "r2"}) == ["r1", "r2", "r3"]
-    assert R.chain_order({}) == []
+def row(name, group="method", fid=None, lo=None, hi=None, disc=None, n=200, **extra):
+    ev = {M.JUDGE_FID: fid, M.JUDGE_FID_LO: lo, M.JUDGE_FID_HI: hi, M.DISCRIMINABILITY: disc,
+          M.NUM_HARD: n, M.EVAL_COUNT: n, **extra}  # fmt: skip
+    return R.Row(name, group, name.upper(), ev, {})
 
 
-def _eval_json(fid: float, inception_is: float | None = None) -> dict:
-    out = {
-        M.JUDGE_FID: fid,
-        M.JUDGE_IS: 2.0,
-        M.JUDGE_IS_STD: 0.1,
-        M.PRECISION: 0.5,
-        M.RECALL: 0.4,
-        M.DISCRIMINABILITY: 0.9,
-        M.DIVERSITY: 0.3,
-        M.DIVERSE_FRACTION: 0.8,
-        M.INTERPOLATION_ERROR: None,
-        M.NUM_HARD: 20,
-        M.NUM_SOFT: 0,
-        M.INCEPTION_IS: inception_is,
-        M.INCEPTION_STATUS: "computed" if inception_is else "not computed: test",
-    }
-    return out
+def test_intervals_per_metric_kind():
+    r = row("a", fid=20.0, lo=15.0, hi=26.0, disc=0.9, n=100)
+    fid = R.interval(r, M.JUDGE_FID)
+    assert (fid.value, fid.lo, fid.hi) == (20.0, 15.0, 26.0)
+    disc = R.interval(r, M.DISCRIMINABILITY)
+    assert disc.lo < 0.9 < disc.hi and (disc.lo, disc.hi) == C.wilson(90, 100)
+    acc = R.interval(R.Row("r", "round", "r", {}, {"classifier_test_accuracy": 0.98}), "acc", 359)
+    assert acc.hi - acc.lo > 0.02  # 359 test images cannot separate 1-image differences
+    assert R.interval(None, M.JUDGE_FID) is None and R.interval(r, "missing_key") is None
+
+
+def test_report_blocks_put_the_claims_first_and_say_what_was_not_run(tmp_path):
+    rows = [
+        row("r1", "round", fid=300.0, lo=280.0, hi=320.0, disc=0.3),
+        row("r2", "round", fid=40.0, lo=35.0, hi=46.0, disc=0.9),
+        row("stic", "method", fid=40.0, lo=35.0, hi=46.0, disc=0.9),
+        row("jem", "method", fid=25.0, lo=22.0, hi=28.0, disc=0.95),
+        row("null_stic", "reference", fid=900.0, lo=850.0, hi=950.0, disc=0.1),
+        row("real", "real", fid=2.0, lo=1.5, hi=2.6, disc=0.99,
+            **{M.INCEPTION_STATUS: "not computed: x"}),
+    ]  # fmt: skip
+    lookup = R.claim_lookup({r.name: r for r in rows}, 359)
+    results = C.judge_claims(C.claims(["r1", "r2"], {}), lookup)
+    verdicts = {c.id: v for c, _, _, v in results}
+    assert verdicts["stic_rounds_quality"] == "reproduced"  # 40 [35, 46] vs 300 [280, 320]
+    assert verdicts["stic_matches_jem"] == "not reproduced"  # 40 [35, 46] vs 25 [22, 28]
+    assert verdicts["score_beats_stic"] == "not run"
+    blocks = R.report_blocks(
+        dataset="digits", rows=rows, chain=["r1", "r2"], r0_accuracy=0.99, test_images=359,
+        claim_results=results, rounds_figure=None,
+    )  # fmt: skip
+    headings = [b[1] for b in blocks if b[0] == "h2"]
+    assert headings[0] == "Claims" and "Methods" in headings and "Memorisation" in headings
+    claims_table = next(b for b in blocks if b[0] == "table")
+    assert claims_table[1][-1] == "verdict" and len(claims_table[2]) == len(results)
+    text = R.render_markdown(blocks, tmp_path)
+    assert "This report rests on 1 seed" in text and "n = 200" in text
 
 
 def test_published_numbers_only_where_dataset_and_inception_metric_match():
-    with_is = R.Entry("acgan", "method", _eval_json(1.0, inception_is=7.5))
-    without = R.Entry("acgan", "method", _eval_json(1.0))
-    assert R.published_table("digits", [with_is]) is None
-    assert R.published_table("cifar10", [without]) is None
-    headers, rows = R.published_table("cifar10", [with_is])
-    assert rows == [
-        ["acgan", "cifar10", M.INCEPTION_IS, "8.25 ± 0.07", "7.50", "Odena et al. 2017, Table 1"]
-    ]
+    rows = {"acgan": row("acgan", **{M.INCEPTION_IS: 7.5})}
+    assert R.published_table("digits", rows) is None
+    table = R.published_table("cifar10", rows)
+    assert table[2][0][3] == "8.25 ± 0.07" and table[2][0][4] == "7.50"
 
 
-def test_method_table_marks_missing_values_and_hides_inception_columns_when_not_computed():
-    entries = [
-        R.Entry(
-            "r1", "round", _eval_json(3.0), accuracy=0.9, sampler="r0", seconds_per_sample=0.25
-        ),
-        R.Entry("real", "real", _eval_json(0.5)),
-    ]
-    headers, rows = R.method_table(entries)
-    assert "judge-FID ↓" in headers and not any("Inception" in h for h in headers)
-    assert rows[0][0] == "STIC r1 (fakes by r0)" and rows[0][1] == "0.900"
-    assert rows[1][1] == R.MISSING  # the real floor has no classifier of its own
-    assert rows[0][headers.index("interp. error ↓")] == R.MISSING
-    assert rows[0][headers.index("s / sample")] == "0.25"
+def test_html_is_self_contained_and_markdown_paths_are_relative(tmp_path):
+    png = tmp_path / "figures" / "g.png"
+    save_grid(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), png, rows=2, title="t")
+    blocks = [("h1", "T"), ("p", "x < y"), ("table", ["a", "verdict"], [["1", "reproduced"]]),
+              ("img", png, "grid")]  # fmt: skip
+    html = R.render_html(blocks, lambda p: p.read_bytes())
+    assert "data:image/png;base64," in html and 'src="http' not in html and "x &lt; y" in html
+    assert 'class="verdict-reproduced"' in html
+    md = R.render_markdown(blocks, tmp_path)
+    assert "![grid](figures/g.png)" in md
+
+
+def test_summary_holds_headline_metrics_only():
+    rows = [row("stic", fid=40.123456, disc=0.9), row("jem", fid=25.0, disc=0.95)]
+    out = R.summary(rows, ("stic", "jem", "absent"))
+    assert out == {"stic": {"judge_fid": 40.1235, "discriminability": 0.9},
+                   "jem": {"judge_fid": 25.0, "discriminability": 0.95}}  # fmt: skip
 
 
 def test_panels_lay_out_hard_samples_by_class_and_soft_ones_by_pair():
-    imgs = torch.arange(6, dtype=torch.uint8).view(6, 1, 1, 1).expand(6, 1, 4, 4).contiguous()
-    targets = torch.tensor(
-        [[1.0, 0, 0], [0, 1.0, 0], [1.0, 0, 0], [0.3, 0.7, 0], [0.8, 0.2, 0], [0, 0.5, 0.5]]
-    )
-    s = SampleSet(imgs, targets, "t", ("a", "b", "c"))
-    grid, labels = class_rows(s, 2)
-    assert labels == ["a", "b", "c"]
-    assert grid[:, 0, 0, 0].tolist() == [0, 2, 1, 128, 128, 128]  # grey where missing
-    probs = torch.full((6, 3), 1 / 3, dtype=torch.float64)
-    strips = interpolation_strips(s, probs, max_pairs=5, per_strip=9)
-    assert [label for label, _, _ in strips] == ["a|b", "b|c"]
-    assert strips[0][1][:, 0, 0, 0].tolist() == [3, 4]  # sorted by the weight of "a"
-    assert strips[0][2][0].startswith("λ=0.30")
-
-
-# ----------------------------------------------------------------- the report stage
-
-
-@pytest.fixture
-def report_tree(tiny_params, tmp_path):
-    """Evaluation outputs for r1, r2, acgan, real plus stale files of unlisted r9 and oldgan."""
-    p = copy.deepcopy(tiny_params)
-    p["rounds"] = {"r1": {"prev": "r0"}, "r2": {"prev": "r1"}}
-    p["eval"]["methods"] = ["acgan"]
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(p, sort_keys=False))
-    ev, met, tim, fig = (tmp_path / d for d in ("eval", "metrics", "timing", "figures"))
-    for d in (ev, met, tim, fig):
-        d.mkdir()
-    img = torch.zeros(4, 1, 8, 8, dtype=torch.uint8)
-    for i, name in enumerate(["r1", "r2", "acgan", "real", "r9", "oldgan"]):
-        soft = 10 if name.startswith("r") and name != "real" else 0  # rounds carry soft fakes
-        (ev / f"{name}.json").write_text(json.dumps({**_eval_json(10.0 + i), M.NUM_SOFT: soft}))
-        (tim / f"eval_{name}.json").write_text(json.dumps({"eval_seconds": 1.0}))
-        save_grid(img, fig / f"{name}_samples.png", rows=1, title=name)
-        save_grid(img, fig / f"{name}_interp.png", rows=1, title=name)
-    for name, acc in (("r0", 0.8), ("r1", 0.85), ("r2", 0.9), ("r9", 0.1), ("acgan", 0.7)):
-        (met / f"{name}.json").write_text(json.dumps({"test_accuracy": acc}))
-        (tim / f"synth_{name}.json").write_text(json.dumps({"seconds_per_sample": 0.5}))
-    return tmp_path, params
-
-
-def _run_report(root: Path, params: Path):
-    args = [
-        "report",
-        "--eval",
-        f"{root}/eval/{{name}}.json",
-        "--classifier-metrics",
-        f"{root}/metrics/{{name}}.json",
-        "--round-timing",
-        f"{root}/timing/synth_{{name}}.json",
-        "--method-timing",
-        f"{root}/timing/{{name}}.json",
-        "--eval-timing",
-        f"{root}/timing/eval_{{name}}.json",
-        "--grid",
-        f"{root}/figures/{{name}}_samples.png",
-        "--strips",
-        f"{root}/figures/{{name}}_interp.png",
-        "--rounds-figure",
-        f"{root}/out/rounds.png",
-        "--md",
-        f"{root}/out/report.md",
-        "--html",
-        f"{root}/out/report.html",
-        "--params",
-        str(params),
-    ]
-    return CliRunner().invoke(app, args)
-
-
-def test_report_reads_exactly_the_listed_rounds_and_methods(report_tree):
-    root, params = report_tree
-    result = _run_report(root, params)
-    assert result.exit_code == 0, result.output
-    md = (root / "out/report.md").read_text()
-    assert "STIC r1 (fakes by r0)" in md and "STIC r2 (fakes by r1)" in md and "| acgan |" in md
-    assert "r9" not in md and "oldgan" not in md
-    assert "0.850" in md and "0.900" in md and "0.800" in md  # r1, r2 and r0 accuracies
-    assert "](../figures/r1_samples.png)" in md  # relative to the report's folder
-    assert (root / "out/rounds.png").read_bytes().startswith(b"\x89PNG")
-
-
-def test_report_html_is_self_contained_and_bytes_are_deterministic(report_tree):
-    root, params = report_tree
-    assert _run_report(root, params).exit_code == 0
-    first = {n: (root / "out" / n).read_bytes() for n in ("report.md", "report.html", "rounds.png")}
-    assert _run_report(root, params).exit_code == 0
-    second = {n: (root / "out" / n).read_bytes() for n in first}
-    assert first == second
-    page = first["report.html"].decode()
-    # rounds plot + 4 sample grids + strips of the two rounds (acgan has no soft samples)
-    assert page.count("data:image/png;base64,") == 7
-    assert 'src="http' not in page and "<link" not in page and "<script" not in page
-
-
-def test_report_fails_clearly_when_a_listed_round_was_not_evaluated(report_tree):
-    root, params = report_tree
-    (root / "eval/r2.json").unlink()
-    result = _run_report(root, params)
-    assert result.exit_code == 1
-    assert "r2.json: not found" in result.output
-
-
-def test_evaluate_stage_writes_metrics_figures_and_timing(tiny_params, tmp_path):
-    """`cgen evaluate` end to end on a tiny judge and a sample set with hard and soft samples."""
-    from conftest import make_image_set
-
-    from pipeline.checkpoint import save_checkpoint
-    from pipeline.data import save_image_set
-    from pipeline.models import ModelConfig, build_model, model_args
-    from pipeline.samples import hard_targets, save_samples
-
-    p = copy.deepcopy(tiny_params)
-    p["tracking"]["enabled"] = False
-    p["eval"].update(kid_subset_size=10, kid_subsets=5, diversity_pairs=5)
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(p, sort_keys=False))
-    train = make_image_set(n_per_class=10, classes=3, size=8, seed=0)
-    save_image_set(train, tmp_path / "train.pt")
-    torch.manual_seed(0)
-    judge_cfg = ModelConfig(**p["judge"]["model"])  # the judge the parameters describe
-    args = model_args(judge_cfg, in_channels=1, num_outputs=3)
-    save_checkpoint(tmp_path / "judge.pt", build_model(args), args, {})
-    targets = torch.cat([hard_targets(train.labels, 3), torch.tensor([[0.4, 0.6, 0.0]] * 5)])
-    images = torch.cat([train.images, train.images[:5]])
-    save_samples(SampleSet(images, targets, "toy", train.class_names), tmp_path / "toy.pt")
-    out = tmp_path / "out"
-    result = CliRunner().invoke(
-        app,
-        [
-            "evaluate",
-            "--name",
-            "toy",
-            "--samples",
-            str(tmp_path / "toy.pt"),
-            "--train",
-            str(tmp_path / "train.pt"),
-            "--judge",
-            str(tmp_path / "judge.pt"),
-            "--out",
-            str(out / "toy.json"),
-            "--timing",
-            str(out / "eval_toy.json"),
-            "--grid",
-            str(out / "toy_samples.png"),
-            "--strips",
-            str(out / "toy_interp.png"),
-            "--params",
-            str(params),
-        ],
-    )
-    assert result.exit_code == 0, result.output
-    metrics = json.loads((out / "toy.json").read_text())
-    assert metrics[M.NUM_HARD] == 30 and metrics[M.NUM_SOFT] == 5
-    assert metrics[M.INTERPOLATION_ERROR] is not None and metrics[M.JUDGE_FID] is not None
-    assert json.loads((out / "eval_toy.json").read_text())["eval_seconds"] > 0
-    for name in ("toy_samples.png", "toy_interp.png"):
-        assert (out / name).read_bytes().startswith(b"\x89PNG")
+    images = torch.arange(8, dtype=torch.uint8).view(8, 1, 1, 1).expand(8, 1, 4, 4).contiguous()
+    hard = [[1.0, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]]
+    soft = [[0.3, 0.7, 0], [0.8, 0.2, 0], [0, 0.5, 0.5], [0.1, 0.9, 0]]
+    targets = torch.tensor(hard + soft)
+    samples = SampleSet(images, targets, "x", ("a", "b", "c"))
+    grid, labels = class_rows(samples, 2)
+    assert labels == ["a", "b", "c"] and grid.shape == (6, 1, 4, 4)
+    assert grid[0, 0, 0, 0] == 0 and grid[1, 0, 0, 0] == 2 and grid[3, 0, 0, 0] == 128
+    probs = torch.full((8, 3), 1 / 3, dtype=torch.float64)
+    strips = interpolation_strips(samples, probs, 2, 5)
+    assert strips[0][0] == "a|b" and len(strips[0][1]) == 3  # three a|b mixes, sorted by lambda
+    assert [c.split("\n")[0] for c in strips[0][2]] == ["λ=0.10", "λ=0.30", "λ=0.80"]
+    assert math.isclose(float(strips[0][2][0].split("p=")[1]), 0.5)

@@ -30,9 +30,11 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 def run_acgan(data, snapshots=None, on_epoch=None, init_seed=0):
-    cfg = acgan.ACGANConfig(width=4, z_dim=8, epochs=4, batch_size=20)
+    model = acgan.ACGANModelConfig(arch="small", z_dim=8, width=4, dropout=0.5)
+    cfg = acgan.ACGANTrainConfig(epochs=4, batch_size=20, lr=1e-3, beta1=0.5, beta2=0.999,
+                                 generator_loss="non_saturating")  # fmt: skip
     torch.manual_seed(init_seed)
-    g, d = acgan.build(acgan.model_args(3, 1, 8, cfg))
+    g, d = acgan.build(acgan.model_args(3, 1, 8, model))
     torch.manual_seed(1)  # dropout draws from the global generator
     history = acgan.train(
         g,
@@ -42,7 +44,6 @@ def run_acgan(data, snapshots=None, on_epoch=None, init_seed=0):
         cfg,
         torch.Generator().manual_seed(2),
         on_epoch=on_epoch,
-        progress=False,
         snapshots=snapshots,
     )
     return g, d, history
@@ -65,16 +66,9 @@ def run_decoder(snapshots=None, on_epoch=None, init_seed=0):
     z, x = torch.randn(60, 8, generator=gen), torch.rand(60, 1, 8, 8, generator=gen) * 2 - 1
     torch.manual_seed(init_seed)
     dec = regene.Decoder(8, 1, 8, width=4)
-    cfg = regene.ReGeneConfig(epochs=4, batch_size=16)
+    cfg = regene.DecoderConfig(width=4, epochs=4, batch_size=16, lr=0.002)
     history = regene.train_decoder(
-        dec,
-        z,
-        x,
-        cfg,
-        torch.Generator().manual_seed(3),
-        on_epoch=on_epoch,
-        progress=False,
-        snapshots=snapshots,
+        dec, z, x, cfg, torch.Generator().manual_seed(3), on_epoch=on_epoch, snapshots=snapshots
     )
     return dec, history
 

@@ -1,12 +1,23 @@
-"""MLflow tracking: runs are logged with tags; an unreachable store never breaks a stage."""
+"""MLflow tracking: a stage spools its run and a flusher logs it with its times, tags and parent;
+an unreachable store never breaks a stage and loses no run."""
 
 from __future__ import annotations
 
-import logging
+import json
 
 import pytest
 
-from pipeline.tracking import Tracker, TrackingConfig, flatten
+from pipeline.tracking import SPOOL, Tracker, TrackingConfig, flatten, flush, pending
+
+
+def cfg(uri, enabled=True):
+    return TrackingConfig(enabled=enabled, uri=uri, experiment="t", system_metrics=False)
+
+
+@pytest.fixture(autouse=True)
+def _synchronous(monkeypatch):
+    """No detached flusher in tests: each test flushes when it wants to."""
+    monkeypatch.setattr("pipeline.tracking.spawn_flusher", lambda root: None)
 
 
 def test_flatten():
@@ -17,55 +28,68 @@ def test_flatten():
     }
 
 
-def test_run_is_logged_with_params_metrics_tags(tmp_path):
-    import mlflow
-
-    uri = f"sqlite:///{tmp_path / 'm.db'}"
-    cfg = TrackingConfig(uri=uri, experiment="t", system_metrics=False)
+def spool_one(tmp_path, uri, name="r", pid="p1", **extra_tags):
     art = tmp_path / "a.txt"
     art.write_text("x")
-    with Tracker(
-        cfg, root=tmp_path, run_name="r", tags={"round": "r1"}, params={"baseline": {"lr": 0.1}}
-    ) as run:
+    tags = {"round": "r1", "pipeline.id": pid, **extra_tags}
+    with Tracker(cfg(uri), root=tmp_path, run_name=name, tags=tags,
+                 params={"baseline": {"lr": 0.1}}) as run:  # fmt: skip
         run.log_history([{"loss": 2.0}, {"loss": 1.0}])
         run.log_metrics({"acc": 0.5})
         run.log_artifact(art)
-    assert run.active and not run.not_logged
+    art.write_text("changed after the stage")  # the spool kept the file as it was
+    return run
+
+
+def test_a_run_is_spooled_then_logged_with_params_metrics_tags_and_parent(tmp_path):
+    import mlflow
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    spool_one(tmp_path, uri, "a")
+    spool_one(tmp_path, uri, "b")
+    assert len(pending(tmp_path)) == 2
+    logged, problems = flush(tmp_path, wait=True)
+    assert (logged, problems) == (2, []) and not pending(tmp_path)
     mlflow.set_tracking_uri(uri)
-    found = mlflow.search_runs(experiment_names=["t"])
-    assert len(found) == 1
+    found = mlflow.search_runs(experiment_names=["t"], filter_string="tags.round = 'r1'")
+    assert sorted(found["tags.mlflow.runName"]) == ["a", "b"]
     row = found.iloc[0]
-    assert row["params.baseline.lr"] == "0.1" and row["tags.round"] == "r1"
-    assert row["metrics.acc"] == 0.5 and row["metrics.loss"] == 1.0
+    assert row["params.baseline.lr"] == "0.1" and row["metrics.acc"] == 0.5
+    parents = mlflow.search_runs(experiment_names=["t"], filter_string="tags.`cgen.parent` = '1'")
+    assert len(parents) == 1  # one parent per pipeline id, both runs under it
+    assert set(found["tags.mlflow.parentRunId"]) == {parents.iloc[0].run_id}
     client = mlflow.tracking.MlflowClient()
     assert [m.value for m in client.get_metric_history(row.run_id, "loss")] == [2.0, 1.0]
     exp = mlflow.get_experiment_by_name("t")
     assert exp.artifact_location.startswith("file://" + str(tmp_path))
+    local = client.download_artifacts(row.run_id, "a.txt", str(tmp_path / "dl"))
+    assert open(local).read() == "x"
+    assert row["start_time"] <= row["end_time"]  # the stage's own times, not the flush's
 
 
 @pytest.mark.parametrize("kind", ["sqlite-under-a-file", "http-nothing-listening"])
-def test_unreachable_store_warns_and_goes_on(kind, tmp_path, caplog, monkeypatch):
+def test_an_unreachable_store_keeps_the_run_in_the_spool(kind, tmp_path, monkeypatch):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     # a database path below a regular file can never be created; port 9 (discard) is closed
     uri = f"sqlite:///{blocker}/m.db" if kind.startswith("sqlite") else "http://127.0.0.1:9/"
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    cfg = TrackingConfig(uri=uri, experiment="t", system_metrics=False)
-    with caplog.at_level(logging.WARNING):
-        with Tracker(cfg, root=tmp_path, run_name="r", tags={}, params={"a": 1}) as run:
-            run.log_metrics({"x": 1.0})
-            run.log_history([{"x": 1.0}])
-    assert not run.active
-    text = caplog.text
-    assert "MLflow tracking unavailable" in text and "not logged for run 'r'" in text
-    assert "metric batches" in text
+    spool_one(tmp_path, uri)  # the stage itself never touches the store
+    logged, problems = flush(tmp_path, wait=True)
+    assert logged == 0 and len(problems) == 1
+    assert len(pending(tmp_path)) == 1  # kept for the next flush
 
 
-def test_disabled_tracking_is_silent(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING):
-        with Tracker(
-            TrackingConfig(enabled=False), root=tmp_path, run_name="r", tags={}, params={}
-        ) as run:
-            run.log_metrics({"x": 1.0})
-    assert "MLflow" not in caplog.text
+def test_disabled_tracking_spools_nothing(tmp_path):
+    with Tracker(cfg(None, enabled=False), root=tmp_path, run_name="r", tags={},
+                 params={}) as run:  # fmt: skip
+        run.log_metrics({"x": 1.0})
+    assert not (tmp_path / SPOOL).exists()
+
+
+def test_the_record_holds_wall_clock_times_but_no_dvc_output_does(tmp_path):
+    spool_one(tmp_path, f"sqlite:///{tmp_path / 'm.db'}")
+    rec = json.loads(pending(tmp_path)[0].read_text())
+    assert rec["end_ms"] >= rec["start_ms"] > 0
+    assert all(len(m) == 4 for m in rec["metrics"])

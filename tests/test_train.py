@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
+from pipeline.chains import FixedPool
+from pipeline.errors import NumericalError
 from pipeline.models import ModelConfig, build_model, model_args
+from pipeline.resume import Snapshots
 from pipeline.train import (
-    FakeLoss,
-    Fakes,
-    NumericalError,
+    LossConfig,
     TrainConfig,
+    energies,
     evaluate_classifier,
     mixup,
     soft_cross_entropy,
@@ -18,12 +22,25 @@ from pipeline.train import (
 )
 
 CPU = torch.device("cpu")
+CFG = TrainConfig(
+    epochs=2,
+    batch_size=16,
+    lr=0.01,
+    optimizer="adam",
+    weight_decay=0.0,
+    momentum=0.9,
+    lr_schedule="cosine",
+    mixup_alpha=0.0,
+    mixup_weight=1.0,
+    data_noise=0.0,
+    checkpoint_every=1,
+)
 
 
 def fresh(num_outputs=3, seed=0):
     torch.manual_seed(seed)
-    args = model_args(ModelConfig(arch="small_cnn", width=4), 1, num_outputs)
-    return build_model(args)
+    cfg = ModelConfig(arch="small_cnn", width=4, dropout=0.0, norm="none")
+    return build_model(model_args(cfg, 1, num_outputs))
 
 
 def test_soft_cross_entropy_matches_hard_ce_for_one_hot():
@@ -43,71 +60,58 @@ def test_mixup_targets_are_distributions():
     assert xm.shape == x.shape and torch.allclose(tm.sum(1), torch.ones(8))
 
 
+def test_energies():
+    logits = torch.tensor([[1.0, 2.0, 9.0]])  # the third output is a fake class: ignored
+    assert energies(logits, torch.tensor([[0.0, 1.0]]), "class").item() == 2.0
+    assert energies(logits, torch.tensor([[0.5, 0.5]]), "class").item() == 1.5
+    lse = energies(logits, torch.tensor([[1.0, 0.0]]), "logsumexp").item()
+    assert lse == pytest.approx(torch.logsumexp(torch.tensor([1.0, 2.0]), 0).item())
+
+
 def test_training_learns_separable_data(tiny_data):
     model = fresh()
-    cfg = TrainConfig(epochs=8, batch_size=16, lr=0.01, mixup_alpha=0.2)
-    before = evaluate_classifier(model, tiny_data, CPU)["accuracy"]
+    cfg = replace(CFG, epochs=8, mixup_alpha=0.2)
+    before = evaluate_classifier(model, tiny_data)["accuracy"]
     train_classifier(model, tiny_data, cfg, device=CPU, seed=1, where="t")
-    after = evaluate_classifier(model, tiny_data, CPU)["accuracy"]
+    after = evaluate_classifier(model, tiny_data)["accuracy"]
     assert after > 0.9 and after > before
 
 
 def test_same_seed_same_weights(tiny_data):
-    cfg = TrainConfig(epochs=2, batch_size=16, lr=0.01)
     a, b = fresh(), fresh()
-    train_classifier(a, tiny_data, cfg, device=CPU, seed=5, where="a")
-    train_classifier(b, tiny_data, cfg, device=CPU, seed=5, where="b")
+    train_classifier(a, tiny_data, replace(CFG, data_noise=0.03), device=CPU, seed=5, where="a")
+    train_classifier(b, tiny_data, replace(CFG, data_noise=0.03), device=CPU, seed=5, where="b")
     for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(pa, pb)
 
 
 def test_resume_after_interruption_equals_uninterrupted(tiny_data, tmp_path):
-    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.01, checkpoint_every=1)
+    cfg = replace(CFG, epochs=3, mixup_alpha=0.2)
     ref = fresh()
     train_classifier(ref, tiny_data, cfg, device=CPU, seed=2, where="ref")
-
-    resume = tmp_path / "resume.pt"
+    snaps = Snapshots(tmp_path / "resume.pt", "f", 1, "x")
 
     def crash(epoch, row):
         if epoch == 1:
-            raise KeyboardInterrupt  # stands in for a kill after epoch 1's checkpoint
+            raise KeyboardInterrupt  # stands in for a kill after epoch 1's snapshot
 
     with pytest.raises(KeyboardInterrupt):
-        train_classifier(
-            fresh(),
-            tiny_data,
-            cfg,
-            device=CPU,
-            seed=2,
-            where="x",
-            resume_path=resume,
-            fingerprint="f",
-            on_epoch=crash,
-        )
-    assert resume.is_file()
+        train_classifier(fresh(), tiny_data, cfg, device=CPU, seed=2, where="x",
+                         snapshots=snaps, on_epoch=crash)  # fmt: skip
+    assert snaps.path.is_file()
     resumed = fresh(seed=99)  # different init: the resume state must override it
-    history = train_classifier(
-        resumed, tiny_data, cfg, device=CPU, seed=2, where="x", resume_path=resume, fingerprint="f"
-    )
-    assert len(history) == 3 and not resume.exists()
+    history = train_classifier(resumed, tiny_data, cfg, device=CPU, seed=2, where="x",
+                               snapshots=snaps)  # fmt: skip
+    assert len(history) == 3 and not snaps.path.exists()
     for pa, pb in zip(ref.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(pa, pb)
 
 
 def test_resume_state_from_other_params_is_ignored(tiny_data, tmp_path):
-    cfg = TrainConfig(epochs=2, batch_size=16, lr=0.01)
     resume = tmp_path / "r.pt"
     torch.save({"fingerprint": "other", "epoch": 1}, resume)
-    history = train_classifier(
-        fresh(),
-        tiny_data,
-        cfg,
-        device=CPU,
-        seed=0,
-        where="x",
-        resume_path=resume,
-        fingerprint="mine",
-    )
+    history = train_classifier(fresh(), tiny_data, CFG, device=CPU, seed=0, where="x",
+                               snapshots=Snapshots(resume, "mine", 1, "x"))  # fmt: skip
     assert len(history) == 2
 
 
@@ -115,33 +119,41 @@ def test_nan_loss_stops_with_where_and_value(tiny_data):
     model = fresh()
     with torch.no_grad():
         model.head.weight.fill_(float("nan"))
-    cfg = TrainConfig(epochs=1, batch_size=16, lr=0.01)
-    with pytest.raises(
-        NumericalError, match=r"r7: training loss at epoch 1, step 0: non-finite value nan"
-    ):
-        train_classifier(model, tiny_data, cfg, device=CPU, seed=0, where="r7")
+    with pytest.raises(NumericalError, match=r"r7: training loss at epoch 1, step 0: non-finite"):
+        train_classifier(model, tiny_data, CFG, device=CPU, seed=0, where="r7")
 
 
 @pytest.mark.parametrize("mode", ["extra_class", "energy"])
-def test_fake_losses_run_and_push_fakes_away(tiny_data, mode):
+def test_fake_losses_push_fakes_away(tiny_data, mode):
     k = tiny_data.num_classes
-    model = fresh(num_outputs=k + 1 if mode == "extra_class" else k)
-    fakes = Fakes(torch.rand(30, 1, 8, 8) * 2 - 1, torch.tensor([True, False] * 15))
-    cfg = TrainConfig(epochs=30, batch_size=16, lr=0.01, mixup_alpha=0.0)
-    train_classifier(
-        model,
-        tiny_data,
-        cfg,
-        device=CPU,
-        seed=0,
-        where="f",
-        fakes=fakes,
-        fake_loss=FakeLoss(mode, 1.0, k),
-    )
+    loss = LossConfig(mode, 1.0, "class", 0.0)
+    model = fresh(num_outputs=loss.outputs(k))
+    fakes = torch.rand(30, 1, 8, 8) * 2 - 1
+    targets = torch.eye(k)[torch.arange(30) % k]
+    pool = FixedPool(fakes, targets, 16, torch.Generator().manual_seed(0))
+    train_classifier(model, tiny_data, replace(CFG, epochs=30), device=CPU, seed=0, where="f",
+                     fakes=pool, loss=loss)  # fmt: skip
     with torch.no_grad():
-        real_logits, fake_logits = model(tiny_data.float_images()), model(fakes.images)
+        real_logits, fake_logits = model(tiny_data.float_images()), model(fakes)
+    assert (real_logits[:, :k].argmax(1) == tiny_data.labels).float().mean() > 0.9
     if mode == "extra_class":
         assert (fake_logits.argmax(1) == k).float().mean() > 0.9
-        assert (real_logits[:, :k].argmax(1) == tiny_data.labels).float().mean() > 0.9
-    else:  # real images get lower energy (higher logsumexp) than the fakes
-        assert torch.logsumexp(real_logits, 1).mean() > torch.logsumexp(fake_logits, 1).mean()
+    else:  # real images get lower energy (a higher logit of their class) than the fakes
+        real = real_logits.gather(1, tiny_data.labels[:, None]).mean()
+        assert real > (targets * fake_logits).sum(1).mean()
+
+
+def test_energy_l2_bounds_the_energies(tiny_data):
+    k = tiny_data.num_classes
+    fakes = torch.rand(30, 1, 8, 8) * 2 - 1
+    targets = torch.eye(k)[torch.arange(30) % k]
+    sizes = {}
+    for l2 in (0.0, 1.0):
+        model = fresh()
+        pool = FixedPool(fakes, targets, 16, torch.Generator().manual_seed(0))
+        loss = LossConfig("energy", 1.0, "class", l2)
+        train_classifier(model, tiny_data, replace(CFG, epochs=20, lr=0.03), device=CPU, seed=0,
+                         where="e", fakes=pool, loss=loss)  # fmt: skip
+        with torch.no_grad():
+            sizes[l2] = model(fakes).abs().mean().item()
+    assert sizes[1.0] < sizes[0.0]

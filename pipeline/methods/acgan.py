@@ -22,42 +22,138 @@ from typing import Literal
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from pipeline.config import ConfigError
-from pipeline.methods.common import class_labels, device_of
+from pipeline.config import Overrides, apply_overrides
+from pipeline.errors import ConfigError, check_finite
+from pipeline.infer import device_of
+from pipeline.loop import EpochCallback, run_epochs
 from pipeline.resume import Snapshots
-from pipeline.train import check_finite
+from pipeline.samples import class_labels
 
+NAME = "acgan"
 Arch = Literal["small", "paper"]
 GeneratorLoss = Literal["non_saturating", "minimax"]
 
 
 @dataclass(frozen=True)
-class ACGANConfig:
-    arch: Arch = "small"
-    z_dim: int = 64  # paper (CIFAR-10): 100 noise dims + 10 one-hot = 110 inputs
-    width: int = 16  # small arch: base channel count (paper arch ignores it)
-    epochs: int = 60
-    batch_size: int = 100  # paper: 100
-    lr: float = 0.001  # paper: Adam 2e-4; 5x for the short digits run (params.yaml says why)
-    beta1: float = 0.5  # paper: 0.5
-    beta2: float = 0.999
-    dropout: float = 0.5  # paper: dropout 0.5 in D
-    generator_loss: GeneratorLoss = "non_saturating"
-    samples_per_class: int = 20
+class ACGANModelConfig:
+    arch: Arch  # small (16x16 digits) | paper (the paper's CIFAR-10 G and D)
+    z_dim: int  # paper (CIFAR-10): 100 noise dims + 10 one-hot = 110 inputs
+    width: int  # small arch: base channel count (paper arch ignores it)
+    dropout: float  # paper: dropout 0.5 in D
 
     def validate(self) -> None:
-        if self.z_dim < 1 or self.width < 1 or self.epochs < 1:
-            raise ConfigError("z_dim: width and epochs must be at least 1")
-        if self.batch_size < 2:
-            raise ConfigError("batch_size: must be at least 2")
-        if self.lr <= 0 or not 0 <= self.beta1 < 1 or not 0 <= self.beta2 < 1:
-            raise ConfigError("lr: must be positive, beta1 and beta2 in [0, 1)")
+        if self.z_dim < 1 or self.width < 1:
+            raise ConfigError("z_dim: and width must be at least 1")
         if not 0 <= self.dropout < 1:
             raise ConfigError("dropout: must be in [0, 1)")
-        if self.samples_per_class < 1:
-            raise ConfigError("samples_per_class: must be at least 1")
+
+    def check_image_size(self, size: int, key: str) -> None:
+        """Refuse, before training, an image size the architecture cannot produce."""
+        try:
+            if self.arch == "paper":
+                if _levels(size, max(size // 8, 1)) != 3:
+                    raise ConfigError("")
+            else:
+                _levels(size, 4)
+        except ConfigError:
+            shape = "8 * 2^n" if self.arch == "paper" else "4 * 2^n"
+            raise ConfigError(
+                f"{key}.arch: {self.arch} needs an image size of {shape} (data.image_size is "
+                f"{size})"
+            ) from None
+
+
+@dataclass(frozen=True)
+class ACGANTrainConfig:
+    epochs: int
+    batch_size: int  # paper: 100
+    lr: float  # paper: Adam 2e-4
+    beta1: float  # paper: 0.5
+    beta2: float
+    generator_loss: GeneratorLoss  # non_saturating (reference code) | minimax (paper's literal)
+
+    def validate(self) -> None:
+        if self.epochs < 1 or self.batch_size < 2:
+            raise ConfigError("epochs: must be at least 1 and batch_size at least 2")
+        if self.lr <= 0 or not 0 <= self.beta1 < 1 or not 0 <= self.beta2 < 1:
+            raise ConfigError("lr: must be positive, beta1 and beta2 in [0, 1)")
+
+
+@dataclass(frozen=True)
+class ACGANVariant:
+    """A sample set of its own: overrides of acgan.model / acgan.train / acgan.sample."""
+
+    model: Overrides | None = None
+    train: Overrides | None = None
+    sample: Overrides | None = None
+
+
+@dataclass(frozen=True)
+class ACGANSampleConfig:
+    per_class: int  # samples of every class
+
+    def validate(self) -> None:
+        if self.per_class < 1:
+            raise ConfigError("per_class: must be at least 1")
+
+
+@dataclass(frozen=True)
+class ACGANConfig:
+    model: ACGANModelConfig
+    train: ACGANTrainConfig
+    sample: ACGANSampleConfig
+    variants: dict[str, ACGANVariant]  # sample-set name -> overrides ({} = the sections as is)
+
+    def resolved(self, name: str) -> ACGANSettings:
+        """Variant `name`: these sections with its overrides."""
+        if name not in self.variants:
+            known = ", ".join(self.variants)
+            raise ConfigError(f"acgan.variants.{name}: not a listed variant ({known})")
+        return resolve_variant(self.model, self.train, self.variants[name], name, self.sample)
+
+    def validate(self) -> None:
+        if not self.variants:
+            raise ConfigError("variants: list at least one variant (e.g. acgan: {})")
+        for name in self.variants:
+            self.resolved(name)
+
+
+@dataclass(frozen=True)
+class ACGANSettings:
+    """One variant's resolved sections (`sample` is None where a stage does not read it)."""
+
+    model: ACGANModelConfig
+    train: ACGANTrainConfig
+    sample: ACGANSampleConfig | None
+
+
+def resolve_variant(
+    model: ACGANModelConfig,
+    train: ACGANTrainConfig,
+    variant: ACGANVariant,
+    name: str,
+    sample: ACGANSampleConfig | None = None,
+) -> ACGANSettings:
+    """The sections a variant resolves to (a stage passes only the sections it reads)."""
+    key = f"acgan.variants.{name}"
+    return ACGANSettings(
+        model=apply_overrides(ACGANModelConfig, model, variant.model, f"{key}.model"),
+        train=apply_overrides(ACGANTrainConfig, train, variant.train, f"{key}.train"),
+        sample=(
+            None
+            if sample is None
+            else apply_overrides(ACGANSampleConfig, sample, variant.sample, f"{key}.sample")
+        ),
+    )
+
+
+def apply_sample_overrides(
+    sample: ACGANSampleConfig, variant: ACGANVariant, name: str
+) -> ACGANSampleConfig:
+    return apply_overrides(
+        ACGANSampleConfig, sample, variant.sample, f"acgan.variants.{name}.sample"
+    )
 
 
 def _levels(image_size: int, start: int) -> int:
@@ -152,7 +248,7 @@ class Discriminator(nn.Module):
         return self.source(h).squeeze(1), self.classes(h)
 
 
-def model_args(num_classes: int, channels: int, image_size: int, cfg: ACGANConfig) -> dict:
+def model_args(num_classes: int, channels: int, image_size: int, cfg: ACGANModelConfig) -> dict:
     """Everything needed to rebuild G and D; stored in the checkpoint."""
     return {
         "z_dim": cfg.z_dim,
@@ -163,6 +259,11 @@ def model_args(num_classes: int, channels: int, image_size: int, cfg: ACGANConfi
         "width": cfg.width,
         "dropout": cfg.dropout,
     }
+
+
+def build_generator(args: dict) -> Generator:
+    """G alone (what sampling needs), from a checkpoint's model args."""
+    return build(args)[0]
 
 
 def build(args: dict) -> tuple[Generator, Discriminator]:
@@ -216,35 +317,22 @@ def train(
     discriminator: Discriminator,
     images: torch.Tensor,
     labels: torch.Tensor,
-    cfg: ACGANConfig,
+    cfg: ACGANTrainConfig,
     gen: torch.Generator,
-    on_epoch=None,
-    progress: bool = True,
+    on_epoch: EpochCallback | None = None,
     snapshots: Snapshots | None = None,
 ) -> list[dict[str, float]]:
     """Alternate one D step and one G step per batch; returns per-epoch mean losses.
 
-    With `snapshots`, the state is saved every few epochs and a restart resumes from it.
-
     images (N, C, H, W) in [-1, 1], labels (N,). Fake classes are drawn uniformly. Dropout uses the
-    global torch RNG: the caller seeds it for bit-identical reruns.
-    """
+    global torch RNG: the caller seeds it for bit-identical reruns (snapshots keep it)."""
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     k, dev = generator.num_classes, device_of(generator)
     steps = max(1, len(images) // cfg.batch_size)
     state = {"generator": generator, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}
-    start, history = snapshots.restore(state, gen) if snapshots else (0, [])
-    bar = tqdm(
-        range(start, cfg.epochs),
-        desc="acgan",
-        initial=start,
-        total=cfg.epochs,
-        unit="epoch",
-        leave=False,
-        disable=not progress,
-    )
-    for epoch in bar:
+
+    def epoch_fn(epoch: int) -> dict[str, float]:
         generator.train()
         discriminator.train()
         sums: dict[str, float] = {}
@@ -285,15 +373,18 @@ def train(
             }
             for key, v in row.items():
                 sums[key] = sums.get(key, 0.0) + v
-        row = {key: v / steps for key, v in sums.items()}
-        history.append(row)
-        bar.set_postfix({"d": f"{row['d_loss']:.3f}", "g": f"{row['g_loss']:.3f}"})
-        if on_epoch is not None:
-            on_epoch(epoch, row)
-        if snapshots:
-            snapshots.save(epoch + 1, cfg.epochs, state, history, gen)
-    if snapshots:
-        snapshots.finish()
+        return {key: v / steps for key, v in sums.items()}
+
+    history = run_epochs(
+        epoch_fn,
+        epochs=cfg.epochs,
+        desc="acgan",
+        state=state,
+        snapshots=snapshots,
+        gen=gen,
+        on_epoch=on_epoch,
+        show=("d_loss", "g_loss"),
+    )
     generator.eval()
     discriminator.eval()
     return history

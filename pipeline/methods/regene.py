@@ -17,40 +17,53 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from pipeline.config import ConfigError
-from pipeline.data import DataError
-from pipeline.methods.common import class_labels, device_of
+from pipeline.draws import dirichlet
+from pipeline.errors import ConfigError, DataError
+from pipeline.infer import batched, device_of
+from pipeline.loop import EpochCallback, run_epochs
 from pipeline.resume import Snapshots
+from pipeline.samples import class_labels
 
 log = logging.getLogger(__name__)
+NAME = "regene"
+
+
+@dataclass(frozen=True)
+class DecoderConfig:
+    width: int  # decoder base channel count
+    epochs: int
+    batch_size: int
+    lr: float  # Adam
+
+    def validate(self) -> None:
+        if self.width < 1 or self.epochs < 1 or self.batch_size < 2:
+            raise ConfigError("width: and epochs must be >= 1, batch_size >= 2")
+        if self.lr <= 0:
+            raise ConfigError("lr: must be positive")
+
+
+@dataclass(frozen=True)
+class CombineConfig:
+    k: int  # latents per convex combination (ReGene combines pairs and more)
+    dirichlet_alpha: float  # symmetric Dirichlet; 1.0 = uniform on the simplex
+    per_class: int  # samples of every class
+
+    def validate(self) -> None:
+        if self.k < 1 or self.per_class < 1:
+            raise ConfigError("k: and per_class must be at least 1")
+        if self.dirichlet_alpha <= 0:
+            raise ConfigError("dirichlet_alpha: must be positive")
 
 
 @dataclass(frozen=True)
 class ReGeneConfig:
-    round: str = "r0"  # the classifier round whose latents are used (data/models/<round>.pt)
-    width: int = 16  # decoder base channel count
-    epochs: int = 40
-    batch_size: int = 64
-    lr: float = 0.002  # Adam
-    k: int = 2  # latents per convex combination (ReGene combines pairs and more)
-    dirichlet_alpha: float = 1.0  # symmetric Dirichlet; 1.0 = uniform on the simplex
-    samples_per_class: int = 20
-
-    def validate(self) -> None:
-        if not self.round.startswith("r") or not self.round[1:].isdigit():
-            raise ConfigError(f"round: expected a round id like r0, got '{self.round}'")
-        if self.width < 1 or self.epochs < 1 or self.batch_size < 2:
-            raise ConfigError("width: and epochs must be >= 1, batch_size >= 2")
-        if self.lr <= 0 or self.dirichlet_alpha <= 0:
-            raise ConfigError("lr: and dirichlet_alpha must be positive")
-        if self.k < 1 or self.samples_per_class < 1:
-            raise ConfigError("k: and samples_per_class must be at least 1")
+    round: str  # the classifier round whose latents are used (r0 = the baseline)
+    decoder: DecoderConfig
+    combine: CombineConfig
 
 
 class Decoder(nn.Module):
@@ -76,7 +89,7 @@ class Decoder(nn.Module):
         return self.net(h)  # (B, C, S, S)
 
 
-def decoder_args(latent_dim: int, channels: int, image_size: int, cfg: ReGeneConfig) -> dict:
+def decoder_args(latent_dim: int, channels: int, image_size: int, cfg: DecoderConfig) -> dict:
     return {
         "latent_dim": latent_dim,
         "channels": channels,
@@ -91,33 +104,25 @@ def reconstruction_error(decoder: Decoder, latents: torch.Tensor, images: torch.
     return float(F.mse_loss(decode(decoder, latents), images))
 
 
+def build_decoder(args: dict) -> Decoder:
+    return Decoder(**args)
+
+
 def train_decoder(
     decoder: Decoder,
     latents: torch.Tensor,
     images: torch.Tensor,
-    cfg: ReGeneConfig,
+    cfg: DecoderConfig,
     gen: torch.Generator,
-    on_epoch=None,
-    progress: bool = True,
+    on_epoch: EpochCallback | None = None,
     snapshots: Snapshots | None = None,
 ) -> list[dict[str, float]]:
-    """Fit decoder(latents) ~ images (MSE) with Adam; latents are fixed (the encoder is frozen).
-
-    With `snapshots`, the state is saved every few epochs and a restart resumes from it."""
+    """Fit decoder(latents) ~ images (MSE) with Adam; latents are fixed (the encoder is frozen)."""
     opt = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
     dev = device_of(decoder)
     steps = max(1, len(latents) // cfg.batch_size)
-    state = {"decoder": decoder, "optimizer": opt}
-    start, history = snapshots.restore(state, gen) if snapshots else (0, [])
-    for epoch in tqdm(
-        range(start, cfg.epochs),
-        desc="regene decoder",
-        initial=start,
-        total=cfg.epochs,
-        unit="epoch",
-        leave=False,
-        disable=not progress,
-    ):
+
+    def epoch_fn(epoch: int) -> dict[str, float]:
         decoder.train()
         perm = torch.randperm(len(latents), generator=gen)
         total = 0.0
@@ -128,14 +133,18 @@ def train_decoder(
             loss.backward()
             opt.step()
             total += loss.item()
-        row = {"train_mse": total / steps}
-        history.append(row)
-        if on_epoch is not None:
-            on_epoch(epoch, row)
-        if snapshots:
-            snapshots.save(epoch + 1, cfg.epochs, state, history, gen)
-    if snapshots:
-        snapshots.finish()
+        return {"train_mse": total / steps}
+
+    history = run_epochs(
+        epoch_fn,
+        epochs=cfg.epochs,
+        desc="regene decoder",
+        state={"decoder": decoder, "optimizer": opt},
+        snapshots=snapshots,
+        gen=gen,
+        on_epoch=on_epoch,
+        show=("train_mse",),
+    )
     decoder.eval()
     return history
 
@@ -145,30 +154,26 @@ def combine_latents(
     predicted: torch.Tensor,
     labels: torch.Tensor,
     num_classes: int,
-    cfg: ReGeneConfig,
+    cfg: CombineConfig,
     gen: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Convex combinations of k latents of correctly classified images, `samples_per_class` each.
+    """Convex combinations of k latents of correctly classified images, `per_class` each.
 
     latents (N, D) of real images with true `labels` (N,) and classifier predictions `predicted`
-    (N,). Returns combined latents (K * n, D) and their classes (K * n,), grouped by class.
-    """
-    # Dirichlet draws need gamma variates, which torch cannot draw from a Generator; a numpy
-    # generator seeded from `gen` keeps the single explicit source of randomness.
-    rng = np.random.default_rng(int(torch.randint(2**62, (1,), generator=gen)))
-    n = cfg.samples_per_class
+    (N,). Returns combined latents (K * n, D) and their classes (K * n,), grouped by class."""
+    n = cfg.per_class
     out = []
     for c in range(num_classes):
         pool = torch.nonzero((labels == c) & (predicted == c)).flatten()  # correctly classified
         if len(pool) < cfg.k:
             raise DataError(
-                f"regene.k is {cfg.k} but class {c} has only {len(pool)} correctly classified "
-                "training images to combine; lower regene.k"
+                f"regene.combine.k is {cfg.k} but class {c} has only {len(pool)} correctly "
+                "classified training images to combine; lower regene.combine.k"
             )
         pick = torch.stack(
             [pool[torch.randperm(len(pool), generator=gen)[: cfg.k]] for _ in range(n)]
         )  # (n, k) distinct images per combination
-        w = torch.from_numpy(rng.dirichlet([cfg.dirichlet_alpha] * cfg.k, size=n)).float()
+        w = dirichlet(cfg.dirichlet_alpha, n, cfg.k, gen)  # (n, k)
         out.append((w[:, :, None] * latents[pick]).sum(1))  # (n, D)
     return torch.cat(out), class_labels(num_classes, n)
 
@@ -182,14 +187,7 @@ def label_kept(
     return float((logits.argmax(1) == labels).float().mean())
 
 
-@torch.no_grad()
 def decode(decoder: Decoder, latents: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Images (N, C, S, S) in [-1, 1] on the CPU from latents (N, D)."""
     decoder.eval()
-    dev = device_of(decoder)
-    return torch.cat(
-        [
-            decoder(latents[i : i + batch_size].to(dev)).cpu()
-            for i in range(0, len(latents), batch_size)
-        ]
-    )
+    return batched(decoder, latents, batch_size, device_of(decoder))

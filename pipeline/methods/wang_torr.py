@@ -20,35 +20,35 @@ state restarts at each resolution, as the parameter changes shape.
 
 from __future__ import annotations
 
-import dataclasses
-import typing
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from pipeline.config import ConfigError
-from pipeline.methods.common import class_labels, device_of, embed_all
+from pipeline.config import Overrides, apply_overrides
+from pipeline.errors import ConfigError
+from pipeline.infer import device_of, embed_all
+from pipeline.samples import class_labels
 
 
 @dataclass(frozen=True)
 class WangTorrConfig:
-    steps_per_resolution: int = 30
-    start_resolution: int = 4  # progressive: first resolution (doubled up to the image size)
-    progressive: bool = True
-    lr: float = 0.05  # Adam on pixels in [-1, 1]
-    init_std: float = 0.5  # start: N(0, init_std^2) noise at the first resolution, clamped
-    views: bool = True
-    num_views: int = 3  # M stochastic views per step
-    mask_patch: int = 4  # side of a masked square, in full-resolution pixels
-    mask_prob: float = 0.25  # chance that a patch is masked
-    mask_fill: float = 0.0  # value of masked pixels (0 = mid grey in [-1, 1])
-    max_shift: int = 2  # random translation of a view, in pixels
-    distance_weight: float = 0.1
-    distribution_weight: float = 1.0
-    samples_per_class: int = 20
-    classes_per_batch: int = 10  # classes optimised together (memory vs speed)
+    steps_per_resolution: int
+    start_resolution: int  # progressive: first resolution (doubled up to the image size)
+    progressive: bool
+    lr: float  # Adam on pixels in [-1, 1]
+    init_std: float  # start: N(0, init_std^2) noise at the first resolution, clamped
+    views: bool  # mask-based stochastic views
+    num_views: int  # M stochastic views per step
+    mask_patch: int  # side of a masked square, in full-resolution pixels
+    mask_prob: float  # chance that a patch is masked
+    mask_fill: float  # value of masked pixels (0 = mid grey in [-1, 1])
+    max_shift: int  # random translation of a view, in pixels
+    distance_weight: float  # 0 turns the distance metric loss off
+    distribution_weight: float  # 0 turns the distribution loss off
+    samples_per_class: int
+    classes_per_batch: int  # classes optimised together (memory vs speed)
 
     def validate(self) -> None:
         if self.steps_per_resolution < 0:
@@ -69,24 +69,40 @@ class WangTorrConfig:
             raise ConfigError("distribution_weight: needs samples_per_class >= 2 (a covariance)")
 
 
-# One optional field per WangTorrConfig field: a variant overrides only what it sets.
-WangTorrOverride = dataclasses.make_dataclass(
-    "WangTorrOverride",
-    [(name, tp | None, None) for name, tp in typing.get_type_hints(WangTorrConfig).items()],
-    frozen=True,
-)
+@dataclass(frozen=True)
+class WangTorrMethodConfig:
+    round: str  # the classifier it optimises against (r0 = the baseline)
+    sampler: WangTorrConfig  # what every variant shares
+    variants: dict[str, Overrides]  # sample-set name -> overrides of `sampler` ({} = all on)
+
+    def variant(self, name: str) -> WangTorrConfig:
+        if name not in self.variants:
+            known = ", ".join(self.variants)
+            raise ConfigError(f"wang_torr.variants.{name}: not a listed variant ({known})")
+        return apply_overrides(
+            WangTorrConfig, self.sampler, self.variants[name], f"wang_torr.variants.{name}"
+        )
+
+    def validate(self) -> None:
+        if not self.variants:
+            raise ConfigError("variants: list at least one variant (e.g. wang_torr: {})")
+        for name in self.variants:
+            self.variant(name)
 
 
-def apply_override(base: WangTorrConfig, override) -> WangTorrConfig:
-    """`base` with the non-null fields of a WangTorrOverride; the result is validated."""
-    changes = {
-        f.name: getattr(override, f.name)
-        for f in dataclasses.fields(override)
-        if getattr(override, f.name) is not None
-    }
-    cfg = dataclasses.replace(base, **changes)
-    cfg.validate()
-    return cfg
+def components(cfg: WangTorrConfig) -> str:
+    """The components a variant has on, e.g. 'views+distance+distribution+progressive'."""
+    on = [
+        name
+        for name, active in (
+            ("views", cfg.views),
+            ("distance", cfg.distance_weight > 0),
+            ("distribution", cfg.distribution_weight > 0),
+            ("progressive", cfg.progressive),
+        )
+        if active
+    ]
+    return "+".join(on) or "plain input optimisation"
 
 
 def resolution_schedule(

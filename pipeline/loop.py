@@ -1,0 +1,79 @@
+"""The one epoch loop every trainer shares (classifier, AC-GAN, ReGene decoder, score classifier):
+resume from a snapshot, a progress bar, a log line and a callback per epoch, a snapshot after it.
+
+A trainer supplies `epoch_fn(epoch) -> row of metrics`; everything around it lives here. With
+`reseed`, the global torch RNG is reseeded from (seed, epoch) at every epoch start, so a run
+resumed from a snapshot replays the same randomness as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from pipeline.resume import Snapshots
+from pipeline.runtime import derive_seed
+
+log = logging.getLogger(__name__)
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+def run_epochs(
+    epoch_fn: Callable[[int], dict[str, float]],
+    *,
+    epochs: int,
+    desc: str,
+    state: Mapping[str, Any],
+    snapshots: Snapshots | None = None,
+    gen: torch.Generator | None = None,
+    reseed: int | None = None,
+    on_epoch: EpochCallback | None = None,
+    show: Sequence[str] = (),
+) -> list[dict[str, float]]:
+    """Run epochs `start..epochs-1` (start > 0 when resuming); returns every epoch's row.
+
+    `state`: name -> object with state_dict()/load_state_dict() (modules, optimizers, chain
+    buffers), snapshotted with `gen` and the global RNG. `show`: row keys in the progress bar."""
+    start, history = snapshots.restore(state, gen) if snapshots else (0, [])
+    bar = tqdm(
+        range(start, epochs),
+        desc=desc,
+        initial=start,
+        total=epochs,
+        unit="epoch",
+        leave=False,
+        mininterval=1.0,
+        disable=None,  # off when stderr is not a terminal (DVC logs): the log lines say it
+    )
+    for epoch in bar:
+        if reseed is not None:
+            torch.manual_seed(derive_seed(reseed, "epoch", epoch))
+        row = epoch_fn(epoch)
+        history.append(row)
+        bar.set_postfix({k: f"{row[k]:.3f}" for k in show if k in row})
+        (log.info if bar.disable else log.debug)(
+            "%s epoch %d/%d %s",
+            desc,
+            epoch + 1,
+            epochs,
+            " ".join(f"{k}={v:.4g}" for k, v in row.items()),
+        )
+        if on_epoch is not None:
+            on_epoch(epoch, row)
+        if snapshots is not None:
+            snapshots.save(epoch + 1, epochs, state, history, gen)
+    bar.close()
+    if snapshots is not None:
+        snapshots.finish()
+    return history
+
+
+def batches(n: int, batch_size: int, perm: torch.Tensor) -> list[torch.Tensor]:
+    """Index batches of a permutation of range(n); the last incomplete batch is dropped."""
+    steps = max(1, n // batch_size)
+    return [perm[i * batch_size : (i + 1) * batch_size] for i in range(steps)]

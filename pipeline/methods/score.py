@@ -1,0 +1,209 @@
+"""Score-STIC (our reading, PAPERS.md sec. 1): synthesis with a class-conditional score classifier.
+
+A noise-conditional classifier g(x, sigma) (`pipeline.models.ScoreCNN`) over L noise levels
+sigma_1 > ... > sigma_L (geometric from sigma_max to sigma_min) is trained on noised real images
+x~ = x + sigma xi, xi ~ N(0, I), with
+  (a) cross-entropy on g(x~, sigma), so that it classifies at every level, and
+  (b) denoising score matching on the class logit (Vincent 2011; Song & Ermon 2019 weight
+      sigma^2):  sigma^2 || grad s(x~, sigma)[y] + (x~ - x) / sigma^2 ||^2
+                 = || grad_x~ g(x~, sigma)[y] + xi ||^2,
+      with the class score s = g / sigma, so that grad_x s(x, sigma)[y] is the score of the
+      noised class-conditional density p_sigma(x | y).
+Sampling is annealed Langevin from sigma_1 down to sigma_L on
+log pi_i(x) = sum_k t_k s(x, sigma_i)[k] (soft targets mix the class scores): a few steps per
+level (MH and the Gram term are the switches of `SamplerConfig`) with eps_i proportional to
+sigma_i^2, from the canvas, then one denoising step x + sigma_L^2 grad log p (Tweedie).
+Real-test accuracy is measured at sigma_L. Term (b) needs the gradient of an input gradient
+(double backward): about three times the cost of a plain classifier step per image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.chains import class_mean_grams
+from pipeline.data import ImageSet
+from pipeline.errors import ConfigError, check_finite
+from pipeline.infer import batched
+from pipeline.loop import EpochCallback, batches, run_epochs
+from pipeline.models import ModelConfig, ScoreCNN
+from pipeline.resume import Snapshots
+from pipeline.samplers import (
+    CanvasConfig,
+    ChainRun,
+    SamplerConfig,
+    annealed_levels,
+    classifier_density,
+    run_annealed,
+)
+from pipeline.train import TrainConfig, lr_factor, make_optimizer
+
+NAME = "score_stic"
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    sigma_max: float  # largest noise level (on images in [-1, 1])
+    sigma_min: float  # smallest: samples and accuracy are read here
+    levels: int  # L, geometric in between
+
+    def validate(self) -> None:
+        if not 0 < self.sigma_min < self.sigma_max or self.levels < 2:
+            raise ConfigError("sigma_min: needs 0 < sigma_min < sigma_max and levels >= 2")
+
+    @property
+    def sigmas(self) -> list[float]:
+        return annealed_levels(self.sigma_max, self.sigma_min, self.levels)
+
+
+@dataclass(frozen=True)
+class ScoreSamplingConfig:
+    steps_per_level: int  # Langevin/MALA steps at each noise level
+    denoise: bool  # a last Tweedie step x + sigma_L^2 * score (NCSNv2)
+    canvas: CanvasConfig  # blank (STIC's canvas) or noise
+    hard_per_class: int
+    soft: int  # two-class mixes (interpolation); 0 = none
+    soft_alpha: float
+
+    def validate(self) -> None:
+        if self.steps_per_level < 1 or self.hard_per_class < 1 or self.soft < 0:
+            raise ConfigError("steps_per_level: and hard_per_class must be >= 1, soft >= 0")
+
+
+@dataclass(frozen=True)
+class ScoreStiCConfig:
+    model: ModelConfig  # arch score_cnn
+    noise: NoiseConfig
+    train: TrainConfig
+    dsm_weight: float  # weight of the denoising score matching term (b)
+    sampler: SamplerConfig  # temperature and step_size are read at sigma_L (scaled per level)
+    sampling: ScoreSamplingConfig
+
+    def validate(self) -> None:
+        if self.model.arch != "score_cnn":
+            raise ConfigError("model.arch: Score-STIC needs the noise-conditional score_cnn")
+        if self.dsm_weight < 0:
+            raise ConfigError("dsm_weight: must be >= 0")
+
+
+def dsm_loss(
+    model: ScoreCNN, x: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor, xi: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-image DSM loss (B,) = 0.5 ||grad_x~ g(x~, sigma)[y] + xi||^2, logits (B, K)) at
+    x~ = x + sigma xi; the graph is kept so the loss trains the network (double backward)."""
+    noisy = (x + sigma.view(-1, 1, 1, 1) * xi).requires_grad_(True)
+    latent, _ = model.features_at(noisy, sigma)
+    logits = model.head(latent)
+    (grad,) = torch.autograd.grad(
+        logits.gather(1, y[:, None]).sum(), noisy, create_graph=model.training
+    )
+    return 0.5 * (grad + xi).pow(2).flatten(1).sum(1), logits
+
+
+def train_score_classifier(
+    model: ScoreCNN,
+    train: ImageSet,
+    cfg: ScoreStiCConfig,
+    *,
+    device: torch.device,
+    seed: int,
+    test: ImageSet | None = None,
+    snapshots: Snapshots | None = None,
+    on_epoch: EpochCallback | None = None,
+) -> list[dict[str, float]]:
+    """CE + dsm_weight * DSM at a level drawn uniformly per image; returns per-epoch metrics."""
+    model.to(device)
+    opt = make_optimizer(model, cfg.train)
+    sigmas = torch.tensor(cfg.noise.sigmas)
+    x_all, y_all = train.float_images(), train.labels
+
+    def epoch_fn(epoch: int) -> dict[str, float]:
+        for group in opt.param_groups:
+            group["lr"] = cfg.train.lr * lr_factor(cfg.train, epoch)
+        model.train()
+        sums = {"loss": 0.0, "ce": 0.0, "dsm": 0.0}
+        steps = batches(len(train), cfg.train.batch_size, torch.randperm(len(train)))
+        for step, idx in enumerate(steps):
+            x, y = x_all[idx].to(device), y_all[idx].to(device)
+            sigma = sigmas[torch.randint(len(sigmas), (len(idx),))].to(device)
+            dsm, logits = dsm_loss(model, x, y, sigma, torch.randn_like(x))
+            ce = F.cross_entropy(logits, y)
+            total = ce + cfg.dsm_weight * dsm.mean()
+            check_finite(total.detach(), f"{NAME}: loss at epoch {epoch + 1}, step {step}")
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            sums["loss"] += total.item()
+            sums["ce"] += ce.item()
+            sums["dsm"] += dsm.mean().item()
+        row = {f"train_{k}": v / len(steps) for k, v in sums.items()}
+        if test is not None:
+            row["test_accuracy"] = accuracy_at(model, test, cfg.noise.sigma_min)
+        return row
+
+    history = run_epochs(
+        epoch_fn,
+        epochs=cfg.train.epochs,
+        desc=NAME,
+        state={"model": model, "optimizer": opt},
+        snapshots=snapshots,
+        reseed=seed,
+        on_epoch=on_epoch,
+        show=("train_loss", "test_accuracy"),
+    )
+    model.eval()
+    return history
+
+
+def accuracy_at(model: ScoreCNN, data: ImageSet, sigma: float) -> float:
+    """Real-test accuracy of g(x, sigma) on clean images (the classifier at its lowest level)."""
+    model.eval()
+    at = model.at(sigma)
+    logits = batched(at, data.float_images(), 256, next(model.parameters()).device)
+    return float((logits.argmax(1) == data.labels).float().mean())
+
+
+def sample(
+    model: ScoreCNN,
+    targets: torch.Tensor,
+    cfg: ScoreStiCConfig,
+    gen: torch.Generator,
+    *,
+    shape: tuple[int, int, int],
+    real: ImageSet | None,
+    device: torch.device,
+) -> ChainRun:
+    """Annealed Langevin samples (N, C, H, W) for targets (N, K); `real` gives the per-level
+    class-mean Gram matrices (noised real images) when the Gram term is on."""
+    model.eval()
+    s = cfg.sampling
+    x0 = s.canvas.draw((len(targets), *shape), gen).to(device)
+    targets = targets.to(device)
+    noise_gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
+
+    def density_at(sigma: float):
+        at = model.at(sigma)
+        grams = None
+        if cfg.sampler.gram_weight > 0 and real is not None:
+            noisy = real.float_images()
+            noisy = noisy + sigma * torch.randn(noisy.shape, generator=noise_gen)
+            grams = class_mean_grams(
+                at, noisy, real.labels, real.num_classes, cfg.sampler.gram_layers
+            )
+        # log pi_i = class score s = g / sigma: the temperature carries the 1 / sigma
+        level = dataclasses.replace(cfg.sampler, temperature=cfg.sampler.temperature * sigma)
+        return classifier_density(at, targets, level, "logit", grams)
+
+    sigmas = cfg.noise.sigmas
+    run = run_annealed(
+        density_at, x0, sigmas, cfg.sampler, gen, steps_per_level=s.steps_per_level, where=NAME
+    )
+    if s.denoise:  # Tweedie: E[x | x~] = x~ + sigma^2 * score = x~ + sigma * grad g
+        _, grad = density_at(sigmas[-1])(run.x)
+        run.x = (run.x + sigmas[-1] ** 2 * cfg.sampler.temperature * grad).clamp(-1, 1)
+    run.x = run.x.cpu()
+    return run

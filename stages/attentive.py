@@ -1,0 +1,103 @@
+"""Stage `attentive@<variant>`: an Attentive-STIC set drawn in glimpses by a STIC round's
+classifier, with the sampler settings and learned step sizes its checkpoint carries; it also
+writes the drawing sequence (the canvas after each glimpse) and its strips, one row per class
+(pipeline.methods.attentive)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.chains import ChainBuffer, ChainTraining, eval_targets, exact_grams, target_fn
+from pipeline.checkpoint import load_classifier
+from pipeline.config import Overrides, apply_overrides, from_dict
+from pipeline.data import load_image_set, to_uint8
+from pipeline.infer import agreement
+from pipeline.io import atomic_torch_save
+from pipeline.methods.attentive import AttentiveConfig, draw
+from pipeline.samples import SampleSet
+from stages.outputs import SampleOutputs, from_checkpoint, write_samples
+from stages.skeleton import (
+    PARAMS_DEFAULT,
+    FigureOut,
+    MetricsOut,
+    Params,
+    SamplesOut,
+    TrainData,
+    stage,
+)
+
+SECTIONS = {
+    "attentive_stic.draw": AttentiveConfig,
+    "attentive_stic.variants.{variant}": Overrides,
+}
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def main(
+    variant: Annotated[str, typer.Option("--variant", help="a key of attentive_stic.variants")],
+    model: Annotated[Path, typer.Option("--model", help="the STIC round's checkpoint")],
+    train: TrainData,
+    samples_out: SamplesOut,
+    metrics: MetricsOut,
+    figure: FigureOut,
+    sequence_out: Annotated[Path, typer.Option("--sequence-out", help="drawing sequence .pt")],
+    strips: Annotated[Path, typer.Option("--strips", help="drawing strips PNG")],
+    params: Params = PARAMS_DEFAULT,
+) -> None:
+    """Draw one Attentive-STIC variant."""
+    sections = {k.format(variant=variant): v for k, v in SECTIONS.items()}
+    with stage(f"attentive@{variant}", params, sections, tags={"method": variant}) as st:
+        key = f"attentive_stic.variants.{variant}"
+        cfg = apply_overrides(AttentiveConfig, st.cfg["attentive_stic.draw"], st.cfg[key], key)
+        data = load_image_set(train)
+        k = data.num_classes
+        classifier, payload = load_classifier(model, device=st.device)
+        setting = from_dict(ChainTraining, payload["config"]["setting"], "checkpoint setting")
+        drawing = setting.drawing
+        targets = eval_targets(k, cfg, drawing, st.generator(variant, "targets"))
+        grams = exact_grams(classifier, data, drawing.sampler)
+        log_eps = ChainBuffer(**payload["chains"]).learned_log_eps()[targets.argmax(1)]
+        gen = st.generator(variant, "chains")
+        x0 = drawing.canvas.draw((len(targets), *data.shape), gen).to(st.device)
+        result = draw(
+            target_fn(classifier, targets, drawing, grams, st.device),
+            x0, log_eps, drawing.sampler, cfg, gen, where=f"attentive@{variant}",
+        )  # fmt: skip
+        st.run.log_history(result.trace.rows(), prefix="sampler_")
+        atomic_torch_save({"sequence": to_uint8(result.sequence), "targets": targets}, sequence_out)
+        samples = SampleSet(to_uint8(result.x), targets, variant, data.class_names)
+        _save_strips(samples, to_uint8(result.sequence), strips, variant)
+        saliency = cfg.mask != "none" and cfg.order == "saliency"
+        write_samples(
+            st,
+            SampleOutputs(samples_out, metrics, figure),
+            samples,
+            {
+                "acceptance_rate": result.trace.summary()["acceptance_rate"],
+                "classifier_agreement": agreement(classifier, result.x, targets, k),
+                "steps_per_chain": result.steps,
+                "passes_per_sample": result.steps + cfg.glimpses * (1 + int(saliency)),
+                **from_checkpoint(payload),
+            },
+            title=f"{variant}: {cfg.glimpses} glimpses ({cfg.mask} window, {cfg.order})",
+        )
+
+
+def _save_strips(samples: SampleSet, sequence, path: Path, name: str) -> None:
+    """One row per class: its first hard sample's canvas after each glimpse."""
+    from pipeline.figures import save_strips
+
+    rows = []
+    for c, cls in enumerate(samples.class_names):
+        idx = next(
+            (int(i) for i in range(len(samples)) if samples.hard[i] and samples.labels[i] == c),
+            None,
+        )
+        if idx is not None:
+            captions = ["start", *(f"{t + 1}" for t in range(len(sequence) - 1))]
+            rows.append((cls, sequence[:, idx], captions))
+    save_strips(rows, path, f"{name}: the canvas after each glimpse")

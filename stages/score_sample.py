@@ -1,0 +1,66 @@
+"""Stage `score_sample`: Score-STIC's set by annealed Langevin on the class score."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from pipeline.chains import Drawing, eval_targets
+from pipeline.checkpoint import load_classifier
+from pipeline.data import load_image_set, to_uint8
+from pipeline.infer import agreement
+from pipeline.methods.score import NAME, ScoreStiCConfig, sample
+from pipeline.samples import SampleSet
+from stages.outputs import SampleOutputs, from_checkpoint, write_samples
+from stages.skeleton import (
+    PARAMS_DEFAULT,
+    FigureOut,
+    MetricsOut,
+    Params,
+    SamplesOut,
+    TrainData,
+    stage,
+)
+
+SECTIONS = {"score_stic": ScoreStiCConfig}
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+@app.command()
+def main(
+    model: Annotated[Path, typer.Option("--model", help="the score classifier")],
+    train: TrainData,
+    samples_out: SamplesOut,
+    metrics: MetricsOut,
+    figure: FigureOut,
+    params: Params = PARAMS_DEFAULT,
+) -> None:
+    """Draw Score-STIC's evaluation set."""
+    with stage("score_sample", params, SECTIONS, tags={"method": NAME}) as st:
+        cfg: ScoreStiCConfig = st.cfg["score_stic"]
+        s = cfg.sampling
+        data = load_image_set(train)
+        net, payload = load_classifier(model, device=st.device)
+        drawing = Drawing(cfg.sampler, "logit", s.canvas, 2, s.soft_alpha)
+        targets = eval_targets(data.num_classes, s, drawing, st.generator(NAME, "eval targets"))
+        run = sample(
+            net, targets, cfg, st.generator(NAME, "eval chains"), shape=data.shape,
+            real=data, device=st.device,
+        )  # fmt: skip
+        st.run.log_history(run.trace.rows(), prefix="sampler_")
+        steps = s.steps_per_level * cfg.noise.levels + int(s.denoise)
+        at_min = net.at(cfg.noise.sigma_min)
+        write_samples(
+            st,
+            SampleOutputs(samples_out, metrics, figure),
+            SampleSet(to_uint8(run.x), targets, NAME, data.class_names),
+            {
+                "acceptance_rate": run.trace.summary()["acceptance_rate"],
+                "classifier_agreement": agreement(at_min, run.x, targets, data.num_classes),
+                "passes_per_sample": steps + cfg.noise.levels,
+                **from_checkpoint(payload),
+            },
+            title=f"Score-STIC: annealed Langevin, {cfg.noise.levels} levels",
+        )

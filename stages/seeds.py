@@ -1,0 +1,40 @@
+"""`cgen seeds 0 1 2`: queue the pipeline for several seeds as DVC experiments (`dvc exp run
+--queue -S runtime.seed=S -n seed-S`), then start the queue. Each experiment runs the whole
+pipeline in its own temporary copy of the repository; `cgen compare` reads their results."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+PREFIX = "seed-"  # experiment names: seed-0, seed-1, ...
+
+
+def dvc(*args: str) -> subprocess.CompletedProcess:
+    """DVC from this interpreter's environment, whatever PATH says."""
+    return subprocess.run([sys.executable, "-m", "dvc", *args], text=True, check=False)
+
+
+@app.command()
+def main(
+    seeds: Annotated[list[int], typer.Argument(help="values of runtime.seed, e.g. 0 1 2")],
+    jobs: Annotated[int, typer.Option("--jobs", help="queue workers (each runs a pipeline)")] = 1,
+    start: Annotated[bool, typer.Option("--start/--no-start", help="start the queue")] = True,
+) -> None:
+    """Queue one experiment per seed and start the queue."""
+    for seed in seeds:
+        res = dvc("exp", "run", "--queue", "-S", f"runtime.seed={seed}", "-n", f"{PREFIX}{seed}")
+        if res.returncode != 0:
+            raise typer.Exit(res.returncode)
+    if start:
+        res = dvc("queue", "start", "-j", str(jobs))
+        if res.returncode != 0:
+            raise typer.Exit(res.returncode)
+        typer.echo(
+            f"queued {len(seeds)} experiments ({', '.join(f'{PREFIX}{s}' for s in seeds)}); "
+            "follow with `.venv/bin/dvc queue status`, then `bin/cgen compare`"
+        )

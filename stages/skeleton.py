@@ -1,0 +1,96 @@
+"""The skeleton every stage shares: read its parameter sections, set up device and seeds, open one
+tracked run (`stage`); the options every stage command declares the same way. The writers of
+training outputs and sample sets are in `stages.outputs`.
+
+A stage module is: its sections (`SECTIONS`, which dvc.yaml's `params:` must cover), a typer
+command whose options are the paths dvc.yaml passes, and a body of one or two library calls
+between `with stage(...) as st:` and a `write_*` call.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import torch
+import typer
+
+from pipeline.config import load_sections, to_dict
+from pipeline.io import atomic_write_json
+from pipeline.runtime import RuntimeConfig, configure, derive_seed, generator
+from pipeline.tracking import Tracker, TrackingConfig, stage_tags
+
+# Options every stage command declares the same way (the paths come from dvc.yaml's cmd)
+Params = Annotated[Path, typer.Option("--params", help="parameter file")]
+ModelOut = Annotated[Path, typer.Option("--model-out", help="checkpoint to write")]
+SamplesOut = Annotated[Path, typer.Option("--samples-out", help="sample set to write")]
+MetricsOut = Annotated[Path, typer.Option("--metrics", help="metrics JSON to write")]
+FigureOut = Annotated[Path, typer.Option("--figure", help="PNG figure to write")]
+Resume = Annotated[
+    Path | None,
+    typer.Option("--resume", help="scratch file of resume snapshots (kept until the run ends)"),
+]
+TrainData = Annotated[Path, typer.Option("--train", help="prepared training split")]
+TestData = Annotated[Path, typer.Option("--test", help="prepared test split")]
+PARAMS_DEFAULT = Path("params.yaml")
+
+
+def repo_root() -> Path:
+    """The repository root: DVC_ROOT under dvc (also for queued experiments), else the cwd."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
+@dataclass
+class Stage:
+    """What a running stage has: its sections, device, seed and tracked run."""
+
+    name: str
+    cfg: dict[str, Any]  # dotted section key -> config dataclass
+    runtime: RuntimeConfig
+    device: torch.device
+    run: Tracker
+
+    def seed(self, *parts: int | str) -> int:
+        return derive_seed(self.runtime.seed, *parts)
+
+    def generator(self, *parts: int | str) -> torch.Generator:
+        return generator(self.runtime.seed, *parts)
+
+
+@contextmanager
+def stage(
+    name: str,
+    params_file: Path,
+    sections: Mapping[str, type],
+    *,
+    tags: Mapping[str, str | None] | None = None,
+    system_metrics: bool = False,
+) -> Iterator[Stage]:
+    """Load `sections` (plus runtime and tracking) strictly, configure the device and seeds, and
+    open the stage's tracked run, whose parameters are the sections it read."""
+    cfg = load_sections(
+        params_file, {"runtime": RuntimeConfig, "tracking": TrackingConfig, **sections}
+    )
+    device = configure(cfg["runtime"])
+    root = repo_root()
+    run = Tracker(
+        cfg["tracking"],
+        root=root,
+        run_name=name,
+        tags=stage_tags(root, str(device), params_file, **(tags or {})),
+        params={k: to_dict(v) for k, v in cfg.items() if k != "tracking"},
+        system_metrics=system_metrics,
+    )
+    with run:
+        yield Stage(name, cfg, cfg["runtime"], device, run)
+
+
+def write_metrics(path: Path, metrics: Mapping[str, Any]) -> None:
+    """Small metrics JSON (rounded so diffs stay readable)."""
+    atomic_write_json(
+        path, {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}
+    )

@@ -1,0 +1,79 @@
+"""Attentive-STIC: windows, saliency, drawing in glimpses, the equal-budget full-image control."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import torch
+
+from pipeline.methods.attentive import (
+    AttentiveConfig,
+    draw,
+    random_centres,
+    saliency_centres,
+    window_mask,
+)
+from pipeline.samplers import SamplerConfig
+
+SAMPLER = SamplerConfig(
+    temperature=1.0, step_size=0.01, mh=True, box="reflect", adapt=False, target_accept=0.57,
+    adapt_rate=0.5, step_min=1e-6, step_max=1.0, gram_weight=0.0, gram_layers=(),
+)  # fmt: skip
+CFG = AttentiveConfig(glimpses=3, steps_per_glimpse=4, window=4, mask="square",
+                      order="saliency", hard_per_class=2, soft=0)  # fmt: skip
+
+
+def pull_to(target: torch.Tensor):
+    """A Gaussian target N(target, 0.3^2) per pixel: its gradient points at `target`."""
+
+    def fn(x):
+        return -((x - target) ** 2).flatten(1).sum(1) / 0.18, -(x - target) / 0.09
+
+    return fn
+
+
+def test_square_window_is_clipped_to_the_image():
+    m = window_mask(torch.tensor([[0, 0], [7, 7], [4, 3]]), 8, 4, "square")
+    assert m.shape == (3, 1, 8, 8) and (m.sum((1, 2, 3)) == 16).all()
+    assert m[0, 0, :4, :4].all() and m[1, 0, 4:, 4:].all()
+
+
+def test_gaussian_window_is_soft_and_cut():
+    m = window_mask(torch.tensor([[4, 4]]), 9, 4, "gaussian")
+    assert m.max() == 1 and m[0, 0, 4, 4] == 1 and (m > 0).sum() < 81 and 0 < m[0, 0, 4, 6] < 1
+
+
+def test_saliency_picks_where_the_gradient_is_large():
+    grad = torch.zeros(2, 1, 8, 8)
+    grad[0, 0, 5:8, 0:3] = 1.0
+    grad[0, 0, 6, 1] = 5.0  # the blob around (6, 1) is the most salient 3x3 window
+    grad[1, 0, 1:4, 4:7] = -1.0
+    centres = saliency_centres(grad, 3)
+    assert centres.tolist() == [[6, 1], [2, 5]]  # |grad|: the sign does not matter
+    r = random_centres(100, 8, torch.Generator().manual_seed(0))
+    assert r.min() >= 0 and r.max() <= 7 and len(set(map(tuple, r.tolist()))) > 20
+
+
+def test_drawing_moves_only_the_window_at_each_glimpse():
+    target = torch.ones(2, 1, 8, 8) * 0.5
+    x0 = -torch.ones(2, 1, 8, 8) + 0.01
+    log_eps = torch.full((2,), math.log(0.01))
+    out = draw(pull_to(target), x0, log_eps, SAMPLER, CFG, torch.Generator().manual_seed(0))
+    assert out.sequence.shape == (CFG.glimpses + 1, 2, 1, 8, 8)
+    assert torch.equal(out.sequence[0], x0)
+    for t in range(CFG.glimpses):
+        changed = (out.sequence[t + 1] != out.sequence[t]).flatten(1).sum(1)
+        assert (changed <= 16).all() and (changed > 0).all()  # one 4x4 window per glimpse
+    assert out.steps == CFG.glimpses * CFG.steps_per_glimpse
+
+
+def test_full_image_control_has_the_same_pixel_budget():
+    cfg = replace(CFG, mask="none", glimpses=4, steps_per_glimpse=8, window=4)
+    # 4 glimpses x 8 steps x 16 pixels = 512 pixel updates = 8 full steps of 64 pixels
+    assert cfg.full_image_steps(8) == 8
+    target = torch.zeros(3, 1, 8, 8)
+    out = draw(pull_to(target), torch.rand(3, 1, 8, 8) * 2 - 1, torch.full((3,), math.log(0.01)),
+               SAMPLER, cfg, torch.Generator().manual_seed(0))  # fmt: skip
+    assert out.steps == 8 and out.sequence.shape[0] == 5
+    assert (out.sequence[1] != out.sequence[0]).flatten(1).sum(1).min() > 16  # whole image moves

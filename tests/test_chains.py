@@ -1,0 +1,206 @@
+"""Persistent chains: targets, the buffer's state and resume, training against chains (per step
+and per round), Gram moving averages, and fresh evaluation chains."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+
+from pipeline.chains import (
+    ChainBuffer,
+    ChainsConfig,
+    ChainTraining,
+    EvalChainsConfig,
+    GramMeans,
+    chain_targets,
+    class_mean_grams,
+    evaluation_set,
+    train_against_chains,
+    train_passes,
+)
+from pipeline.models import ModelConfig, build_model, model_args
+from pipeline.resume import Snapshots
+from pipeline.samplers import CanvasConfig, SamplerConfig
+from pipeline.train import LossConfig, TrainConfig, train_classifier
+
+CPU = torch.device("cpu")
+SETTING = ChainTraining(
+    train=TrainConfig(
+        epochs=2,
+        batch_size=16,
+        lr=0.01,
+        optimizer="adam",
+        weight_decay=0.0,
+        momentum=0.9,
+        lr_schedule="constant",
+        mixup_alpha=0.2,
+        mixup_weight=1.0,
+        data_noise=0.03,
+        checkpoint_every=1,
+    ),
+    loss=LossConfig("extra_class", 1.0, "class", 0.0),
+    chains=ChainsConfig(
+        size=40,
+        batch=16,
+        steps=3,
+        restart=0.1,
+        canvas=CanvasConfig("noise", -1.0, 0.05),
+        soft_share=0.25,
+        soft_classes=2,
+        soft_alpha=1.0,
+        gram_momentum=0.9,
+    ),
+    sampler=SamplerConfig(
+        temperature=0.01,
+        step_size=1e-3,
+        mh=True,
+        box="reflect",
+        adapt=True,
+        target_accept=0.57,
+        adapt_rate=0.5,
+        step_min=1e-7,
+        step_max=0.1,
+        gram_weight=0.1,
+        gram_layers=("block1", "block2"),
+    ),
+)
+
+
+def fresh(outputs=4, seed=0):
+    torch.manual_seed(seed)
+    cfg = ModelConfig(arch="small_cnn", width=4, dropout=0.0, norm="none")
+    return build_model(model_args(cfg, 1, outputs))
+
+
+def test_chain_targets_hard_then_soft():
+    t = chain_targets(10, 3, 0.3, 2, 1.0, torch.Generator().manual_seed(0))
+    assert t.shape == (10, 3) and torch.allclose(t.sum(1), torch.ones(10))
+    hard = t.max(1).values == 1
+    assert hard[:7].all() and not hard[7:].any()
+    assert t[:7].argmax(1).tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert ((t[7:] > 0).sum(1) == 2).all()  # each soft target mixes two classes
+
+
+def test_buffer_state_round_trip():
+    buf = ChainBuffer.new(SETTING.chains, 3, (1, 8, 8), 1e-3, torch.Generator().manual_seed(0))
+    back = ChainBuffer(**buf.state_dict())
+    for k, v in buf.state_dict().items():
+        assert torch.equal(v, back.state_dict()[k])
+    assert buf.learned_log_eps().shape == (3,)
+    assert torch.allclose(buf.learned_log_eps(), torch.full((3,), math.log(1e-3)))
+
+
+def test_gram_moving_average():
+    grams = GramMeans(("a",), 2, momentum=0.5)
+    maps = {"a": torch.ones(2, 1, 2, 2)}
+    grams.update(maps, torch.tensor([0, 0]))
+    assert torch.allclose(grams.means["a"][0], torch.ones(1, 1))
+    grams.update({"a": torch.zeros(2, 1, 2, 2)}, torch.tensor([0, 0]))
+    assert torch.allclose(grams.means["a"][0], torch.full((1, 1), 0.5))
+
+
+def test_class_mean_grams_match_a_direct_computation(tiny_classifier, tiny_data):
+    model, _ = tiny_classifier
+    x, y = tiny_data.float_images(), tiny_data.labels
+    means = class_mean_grams(model, x, y, 3, ("block1",))
+    with torch.no_grad():
+        _, maps = model.forward_features(x[y == 2])
+    from pipeline.samplers import gram
+
+    assert torch.allclose(means["block1"][2], gram(maps["block1"]).mean(0), atol=1e-5)
+
+
+def test_per_step_training_moves_the_chains_and_adapts_their_steps(tiny_data):
+    model = fresh()
+    history, buf = train_against_chains(model, tiny_data, SETTING, "per_step", device=CPU,
+                                        seed=0, where="t")  # fmt: skip
+    assert len(history) == 2 and 0 < history[-1]["train_chain_acceptance"] <= 1
+    assert buf.age.sum() > 0 and not torch.allclose(buf.log_eps, torch.full((40,), math.log(1e-3)))
+    assert buf.images.min() >= -1 and buf.images.max() <= 1
+
+
+def test_persistent_chains_survive_a_resume_bit_for_bit(tiny_data, tmp_path):
+    ref_model = fresh()
+    _, ref_buf = train_against_chains(ref_model, tiny_data, replace(SETTING, train=replace(
+        SETTING.train, epochs=3)), "per_step", device=CPU, seed=1, where="ref")  # fmt: skip
+    setting = replace(SETTING, train=replace(SETTING.train, epochs=3))
+    snaps = Snapshots(tmp_path / "resume.pt", "f", 1, "x")
+
+    def crash(epoch, row):
+        if epoch == 1:
+            raise KeyboardInterrupt  # a kill after epoch 2's snapshot
+
+    with pytest.raises(KeyboardInterrupt):
+        train_against_chains(fresh(), tiny_data, setting, "per_step", device=CPU, seed=1,
+                             where="x", snapshots=snaps, on_epoch=crash)  # fmt: skip
+    model = fresh(seed=5)
+    _, buf = train_against_chains(model, tiny_data, setting, "per_step", device=CPU, seed=1,
+                                  where="x", snapshots=snaps)  # fmt: skip
+    for key, value in ref_buf.state_dict().items():
+        assert torch.equal(value, buf.state_dict()[key]), key
+    for a, b in zip(ref_model.parameters(), model.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_fake_weight_zero_trains_exactly_like_the_baseline_loop(tiny_data):
+    """The chains still run (their own generator, eval mode), but nothing they do reaches the
+    classifier: the weights equal the plain loop's bit for bit."""
+    setting = replace(SETTING, loss=replace(SETTING.loss, fake_weight=0.0))
+    with_chains = fresh()
+    _, buf = train_against_chains(with_chains, tiny_data, setting, "per_step", device=CPU,
+                                  seed=3, where="w")  # fmt: skip
+    assert buf.age.sum() > 0  # the chains did run
+    plain = fresh()
+    from pipeline.runtime import derive_seed
+
+    train_classifier(plain, tiny_data, setting.train, device=CPU, seed=derive_seed(3, "train"),
+                     where="p")  # fmt: skip
+    for a, b in zip(with_chains.parameters(), plain.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_per_round_trains_on_fixed_fakes(tiny_data):
+    model = fresh()
+    before = ChainBuffer.new(SETTING.chains, 3, (1, 8, 8), 1e-3, torch.Generator().manual_seed(9))
+    start = before.images.clone()
+    _, buf = train_against_chains(model, tiny_data, SETTING, "per_round", device=CPU, seed=0,
+                                  where="r", buffer=before, per_round_steps=4)  # fmt: skip
+    assert (buf.age == 4).all()  # every chain ran the per-round steps once, none during training
+    assert not torch.equal(buf.images, start)
+
+
+def test_evaluation_set_uses_fresh_chains(tiny_data):
+    model = fresh()
+    _, buf = train_against_chains(model, tiny_data, SETTING, "per_step", device=CPU, seed=0,
+                                  where="t")  # fmt: skip
+    ev = EvalChainsConfig(hard_per_class=4, soft=3, steps=5, burn_in=2)
+    gens = (torch.Generator().manual_seed(1), torch.Generator().manual_seed(2))
+    samples, metrics, trace = evaluation_set(
+        model, tiny_data, SETTING.drawing, ev, buf.learned_log_eps(), *gens,
+        method="r1", device=CPU, where="eval",
+    )  # fmt: skip
+    assert len(samples) == 3 * 4 + 3 and samples.hard.sum() == 12
+    assert samples.labels[:12].tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert len(trace.acceptance) == 5 and metrics["passes_per_sample"] == 6
+    assert 0 <= metrics["p_fake"] <= 1
+    from pipeline.data import to_uint8
+
+    training = {bytes(img.numpy()) for img in to_uint8(buf.images)}
+    assert not any(bytes(img.numpy()) in training for img in samples.images)
+    again, _, _ = evaluation_set(
+        model, tiny_data, SETTING.drawing, ev, buf.learned_log_eps(),
+        torch.Generator().manual_seed(1), torch.Generator().manual_seed(3),
+        method="r1", device=CPU, where="eval",
+    )  # fmt: skip
+    assert not torch.equal(again.images, samples.images)  # another seed, other images
+
+
+def test_train_passes_count_every_forward_pass():
+    t = replace(SETTING.train, epochs=2, batch_size=10, mixup_alpha=0.2)
+    s = replace(SETTING, train=t, chains=replace(SETTING.chains, batch=10, steps=5))
+    # 100 images: 10 steps per epoch, each 10 real + 10 mixup + 10 fakes * (1 + 5 steps)
+    assert train_passes(s, 100, "per_step", 0) == 2 * 10 * (10 + 10 + 60) / 100
+    assert train_passes(s, 100, "per_round", 7) == (2 * 10 * 30 + 40 * 7) / 100

@@ -1,0 +1,69 @@
+"""The verdict rules, the intervals they rest on, and the claims on a run's row names."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from pipeline import claims as C
+from pipeline.metrics import bootstrap_interval
+
+Iv = C.Interval
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "better", "verdict"),
+    [
+        (Iv(10, 8, 12), Iv(30, 25, 35), "lower", "reproduced"),  # clear win
+        (Iv(30, 25, 35), Iv(10, 8, 12), "lower", "not reproduced"),  # clear loss
+        (Iv(10, 8, 20), Iv(15, 12, 18), "lower", "inconclusive"),  # overlap
+        (Iv(0.9, 0.85, 0.95), Iv(0.5, 0.4, 0.6), "higher", "reproduced"),
+        (Iv(0.5, 0.4, 0.6), Iv(0.9, 0.85, 0.95), "higher", "not reproduced"),
+        (Iv(1.0, math.nan, math.nan), Iv(2.0, 1.5, 2.5), "lower", "inconclusive"),
+        (None, Iv(2.0, 1.5, 2.5), "lower", "not run"),
+    ],
+)
+def test_single_seed_verdicts(a, b, better, verdict):
+    assert C.verdict_single(a, b, better) == verdict
+
+
+def test_seed_verdicts_use_the_t_interval_of_the_differences():
+    assert C.verdict_seeds([-5.0, -6.0, -4.5], "lower")[0] == "reproduced"
+    assert C.verdict_seeds([5.0, 6.0, 4.5], "lower")[0] == "not reproduced"
+    assert C.verdict_seeds([-5.0, 6.0, 1.0], "lower")[0] == "inconclusive"
+    assert C.verdict_seeds([0.1, 0.2, 0.15], "higher")[0] == "reproduced"
+    assert C.verdict_seeds([-1.0], "lower")[0] == "inconclusive"  # one seed: no interval
+    assert C.verdict_seeds([], "lower")[0] == "not run"
+    _, ci = C.verdict_seeds([1.0, 2.0, 3.0], "lower")
+    assert ci.value == 2.0 and ci.lo == pytest.approx(2 - 4.303 * 1 / math.sqrt(3), abs=1e-3)
+
+
+def test_wilson_interval():
+    lo, hi = C.wilson(90, 100)
+    assert 0.82 < lo < 0.84 and 0.94 < hi < 0.95  # the textbook values 0.825, 0.944
+    assert C.wilson(0, 10)[0] == 0 and C.wilson(10, 10)[1] == pytest.approx(1)
+
+
+def test_bootstrap_interval_covers_a_known_mean_at_about_the_stated_rate():
+    gen = torch.Generator().manual_seed(0)
+    hits, trials = 0, 200
+    for _ in range(trials):
+        x = torch.randn(60, generator=gen, dtype=torch.float64) + 3.0
+        lo, hi = bootstrap_interval(lambda idx, x=x: float(x[idx].mean()), 60, 200, 0.95, gen)
+        hits += lo <= 3.0 <= hi
+    assert 0.88 <= hits / trials <= 0.99  # 95% nominal; the basic bootstrap runs a bit short
+
+
+def test_claims_name_this_runs_rows_and_a_missing_row_is_not_run():
+    claims = C.claims(["r1", "r2", "r3"], {})
+    by_id = {c.id: c for c in claims}
+    assert by_id["stic_rounds_quality"].a.row == "r3" and by_id["stic_rounds_quality"].b.row == "r1"
+    assert by_id["score_beats_stic"].b.row == "r3"
+    lookup = {("r3", "judge_fid"): Iv(20, 15, 25), ("r1", "judge_fid"): Iv(50, 45, 60)}
+    results = C.judge_claims(claims, lambda q: lookup.get((q.row, q.metric)))
+    verdicts = {c.id: v for c, _, _, v in results}
+    assert verdicts["stic_rounds_quality"] == "reproduced"
+    assert verdicts["score_beats_stic"] == "not run"
+    assert verdicts["regene_labels"] == "not run"
