@@ -8,7 +8,7 @@ export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: setup repro test test-slow test-all lint clean-venv
+.PHONY: setup repro test test-slow test-all bench lint clean-venv
 
 $(STAMP): pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test-slow: $(STAMP)
 
 test-all: $(STAMP)
 	$(BIN)/pytest -q
+
+bench: $(STAMP)
+	@test -f data/prepared/train.pt || $(BIN)/dvc repro prepare
+	bin/cgen bench
 
 lint: $(STAMP)
 	$(BIN)/ruff check pipeline stages tests

@@ -44,6 +44,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "seeds": ("stages.seeds", "queue the pipeline for several seeds as DVC experiments"),
     "compare": ("stages.compare", "the across-seed report from DVC experiments"),
     "track": ("stages.track", "flush spooled runs into MLflow"),
+    "bench": ("stages.bench", "benchmark samplers, training and evaluation against naive loops"),
     "where": ("stages.where", "where the results and the MLflow runs are"),
 }
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
 
 from pipeline.chains import (
@@ -19,8 +20,8 @@ from pipeline.chains import (
 from pipeline.checkpoint import load_classifier
 from pipeline.config import to_dict
 from pipeline.data import load_image_set
-from pipeline.methods.stic import RoundConfig, StiCShared, resolve_round
-from pipeline.models import ModelConfig, expected_args, with_outputs
+from pipeline.methods.stic import Init, RoundConfig, StiCShared, resolve_round
+from pipeline.models import ModelConfig, build_model, expected_args, with_outputs
 from pipeline.resume import Snapshots, fingerprint
 from pipeline.samplers import SamplerConfig
 from pipeline.train import LossConfig, TrainConfig, evaluate_classifier
@@ -38,6 +39,7 @@ from stages.skeleton import (
 )
 
 SECTIONS = {
+    "stic.init": Init,
     "stic.synthesis": Synthesis,
     "stic.train": TrainConfig,
     "stic.loss": LossConfig,
@@ -54,7 +56,9 @@ app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 def shared(cfg: dict) -> StiCShared:
     """The shared STIC sections as loaded by a round's stage."""
     return StiCShared(
-        **{k: cfg[f"stic.{k}"] for k in ("synthesis", "train", "loss", "chains", "sampler")},
+        **{
+            k: cfg[f"stic.{k}"] for k in ("init", "synthesis", "train", "loss", "chains", "sampler")
+        },
         per_round_steps=cfg["stic.per_round_steps"],
     )
 
@@ -81,10 +85,13 @@ def main(
         start, payload = load_classifier(
             prev, expected_args(st.cfg["baseline.model"], train_set.shape[0])
         )
+        if rnd.init == "scratch":  # a new network of the same architecture; prev's chains stay
+            torch.manual_seed(st.seed(round_id, "init"))
+            start = build_model(payload["model_args"])
         model, args = with_outputs(start, payload["model_args"], rnd.setting.loss.outputs(k))
         chains = payload.get("chains")
         buffer = ChainBuffer(**chains) if chains else None
-        config = {"round": round_id, "prev": rnd.prev, "synthesis": rnd.synthesis,
+        config = {"round": round_id, "prev": rnd.prev, "init": rnd.init, "synthesis": rnd.synthesis,
                   "setting": to_dict(rnd.setting), "seed": st.runtime.seed}  # fmt: skip
         history, buffer = train_against_chains(
             model,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from pipeline.chains import ChainsConfig, ChainTraining, EvalChainsConfig, Synthesis
 from pipeline.config import Overrides, apply_overrides
@@ -27,10 +28,14 @@ BASE_ROUND = "r0"  # the baseline classifier (stage `baseline`)
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
+Init = Literal["prev", "scratch"]
+
+
 @dataclass(frozen=True)
 class RoundConfig:
     prev: str  # the round this one starts from (r0 = the baseline)
-    synthesis: Synthesis | None = None  # overrides of stic.synthesis for this round only
+    init: Init | None = None  # override of stic.init for this round only
+    synthesis: Synthesis | None = None  # ... of stic.synthesis
     train: Overrides | None = None  # ... of stic.train
     loss: Overrides | None = None  # ... of stic.loss
     chains: Overrides | None = None  # ... of stic.chains
@@ -41,8 +46,9 @@ class RoundConfig:
 class StiCShared:
     """The sections every round shares (each round may override them for itself)."""
 
+    init: Init  # prev: a round starts from its predecessor's weights; scratch: from a new network
     synthesis: Synthesis  # per_step: fakes drawn at every batch; per_round: once per round
-    train: TrainConfig  # each round starts from the previous round's weights
+    train: TrainConfig
     loss: LossConfig
     chains: ChainsConfig
     sampler: SamplerConfig  # GRMALA
@@ -69,6 +75,7 @@ class RoundSettings:
 
     name: str
     prev: str
+    init: Init
     synthesis: Synthesis
     setting: ChainTraining
 
@@ -88,7 +95,9 @@ def resolve_round(cfg: StiCShared, name: str, rnd: RoundConfig) -> RoundSettings
         chains=apply_overrides(ChainsConfig, cfg.chains, rnd.chains, f"{key}.chains"),
         sampler=apply_overrides(SamplerConfig, cfg.sampler, rnd.sampler, f"{key}.sampler"),
     )
-    return RoundSettings(name, rnd.prev, rnd.synthesis or cfg.synthesis, setting)
+    return RoundSettings(
+        name, rnd.prev, rnd.init or cfg.init, rnd.synthesis or cfg.synthesis, setting
+    )
 
 
 def depth(rounds: Mapping[str, RoundConfig], name: str) -> int:
