@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "params": ("stages.params_cmd", "check parameters, apply profiles, write STIC round chains"),
     "seeds": ("stages.seeds", "queue the pipeline for several seeds as DVC experiments"),
     "compare": ("stages.compare", "the across-seed report from DVC experiments"),
+    "sweep": ("stages.sweep", "queue a grid of settings as DVC experiments, or print its table"),
     "track": ("stages.track", "flush spooled runs into MLflow"),
     "bench": ("stages.bench", "benchmark samplers, training and evaluation against naive loops"),
     "where": ("stages.where", "where the results and the MLflow runs are"),
