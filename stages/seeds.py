@@ -4,8 +4,10 @@ pipeline in its own temporary copy of the repository; `cgen compare` reads their
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -15,8 +17,11 @@ PREFIX = "seed-"  # experiment names: seed-0, seed-1, ...
 
 
 def dvc(*args: str) -> subprocess.CompletedProcess:
-    """DVC from this interpreter's environment, whatever PATH says."""
-    return subprocess.run([sys.executable, "-m", "dvc", *args], text=True, check=False)
+    """DVC from this interpreter's environment, whatever PATH says (its queue workers start
+    `dvc` by name, so the environment's bin folder goes first on their PATH)."""
+    bin_dir = str(Path(sys.executable).parent)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}"}
+    return subprocess.run([sys.executable, "-m", "dvc", *args], text=True, check=False, env=env)
 
 
 @app.command()
