@@ -67,7 +67,12 @@ def main(
             what = ", ".join(flag(k, v) for k, v in changes.items()) or "the base"
             typer.echo(f"| {name}: {what} | " + " | ".join(cells) + " |")
         return
+    from dvc.api import exp_show
+
+    done = {r.get("Experiment") for r in exp_show()}
     for name, changes in settings.items():
+        if name in done:  # already run on this commit: its results stand
+            continue
         sets = [a for k, v in {**base, **changes}.items() for a in ("-S", flag(k, v))]
         res = dvc("exp", "run", "--queue", "-n", name, *sets, f"evaluate_round@{round_id}")
         if res.returncode != 0:
