@@ -1,6 +1,6 @@
 """`cgen compare`: the across-seed report (reports/compare.md and .html) from DVC experiments.
 
-It lists the experiments of the current commit through DVC (`dvc.api.exp_show`), keeps those named
+It lists the experiments of recent commits through DVC (`dvc.api.exp_show`), keeps those named
 seed-* (made by `cgen seeds`) or the ones named, and reads each experiment's evaluation and
 sampling files at its revision (`dvc.api.read`: from DVC's cache, where queued experiments put
 their outputs); the claims are judged on the per-seed differences (pipeline.compare)."""
@@ -20,24 +20,24 @@ from stages.seeds import PREFIX
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
-def experiments(names: list[str]) -> dict[str, str]:
-    """name -> revision of the experiments of HEAD (seed-* when `names` is empty)."""
+def experiments(names: list[str], commits: int = 30, partial: bool = False) -> dict[str, str]:
+    """name -> revision of the named experiments (seed-* when `names` is empty): the newest of
+    each name among the experiments of the last `commits` commits (HEAD first), so a later commit
+    that changed no stage does not hide them. `partial`: names not run yet are left out."""
     import dvc.api
 
-    rows = dvc.api.exp_show()
-    found = {
-        r["Experiment"]: r["rev"]
-        for r in rows
-        if r.get("Experiment") and (r["Experiment"] in names or (not names and
-                                                                 r["Experiment"].startswith(PREFIX)))
-    }  # fmt: skip
+    found: dict[str, str] = {}
+    for r in dvc.api.exp_show(num=commits):  # each commit's row, then its experiments
+        name = r.get("Experiment")
+        if name and name not in found and (name in names or (not names and
+                                                             name.startswith(PREFIX))):  # fmt: skip
+            found[name] = r["rev"]
     missing = [n for n in names if n not in found]
-    if missing:
-        raise DataError(f"no DVC experiment named {', '.join(missing)} on this commit")
+    if missing and not partial:
+        raise DataError(f"no DVC experiment named {', '.join(missing)} in the last {commits} commits")
     if not found:
-        raise DataError(
-            f"no {PREFIX}* experiments on this commit: run `bin/cgen seeds 0 1 2` first"
-        )
+        raise DataError(f"no {PREFIX}* experiments in the last {commits} commits: run "
+                        "`bin/cgen seeds 0 1 2` first")  # fmt: skip
     return found
 
 

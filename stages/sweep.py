@@ -55,13 +55,15 @@ def main(
     """Queue the grid (default), or print its table once the experiments ran (--table)."""
     round_id, base, settings = load(grid_file)
     if table:
-        found = experiments(list(settings))
+        found = experiments(list(settings), partial=True)
         header = ["setting", *(label for _, label, _ in COLUMNS)]
         typer.echo("| " + " | ".join(header) + " |")
         typer.echo("|" + "---|" * len(header))
         for name, changes in settings.items():
-            row = {**(read_json(f"reports/sampling/{round_id}.json", found[name]) or {}),
-                   **(read_json(f"reports/eval/{round_id}.json", found[name]) or {})}  # fmt: skip
+            rev = found.get(name)
+            row = {} if rev is None else {
+                **(read_json(f"reports/sampling/{round_id}.json", rev) or {}),
+                **(read_json(f"reports/eval/{round_id}.json", rev) or {})}  # fmt: skip
             cells = [f"{row[k]:.{d}f}" if isinstance(row.get(k), float) else "–"
                      for k, _, d in COLUMNS]  # fmt: skip
             what = ", ".join(flag(k, v) for k, v in changes.items()) or "the base"
@@ -71,7 +73,7 @@ def main(
 
     done = {r.get("Experiment") for r in exp_show()}
     for name, changes in settings.items():
-        if name in done:  # already run on this commit: its results stand
+        if name in done:  # already run on this commit
             continue
         sets = [a for k, v in {**base, **changes}.items() for a in ("-S", flag(k, v))]
         res = dvc("exp", "run", "--queue", "-n", name, *sets, f"evaluate_round@{round_id}")
