@@ -55,7 +55,7 @@ def test_committed_params_are_valid(real_params):
             lambda p: p["stic"]["sampler"].update(mh=True, box="clamp"),
             "stic.sampler.box: clamp needs mh: false",
         ),
-        (lambda p: p["runtime"].update(precision="fp8"), "runtime.precision: must be one of"),
+        (lambda p: p["runtime"].update(determinism="loose"), "runtime.determinism: must be one of"),
         (lambda p: p["regene"].update(round="r9"), "regene.round: 'r9' is neither r0 nor"),
     ],
 )
