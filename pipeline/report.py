@@ -12,6 +12,7 @@ import base64
 import html
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -348,11 +349,12 @@ def render_markdown(blocks: Sequence[Block], base: Path) -> str:
     return "\n".join(out)
 
 
+TEXT = re.compile(r"[A-Za-z]{3,}.* ")
 CSS = (
     "body{font-family:sans-serif;max-width:1400px;margin:2em auto;padding:0 1em}"
     "table{border-collapse:collapse;font-size:12px;margin:1em 0}"
     "td,th{border:1px solid #ccc;padding:3px 6px;text-align:right;vertical-align:top}"
-    "td:first-child,th:first-child{text-align:left}th{background:#f3f3f3}"
+    "td:first-child,th:first-child,td.text{text-align:left}th{background:#f3f3f3}"
     "figure{margin:1em 0}img{max-width:100%}figcaption{font-size:13px;color:#444}"
     ".verdict-reproduced{background:#dff0d8}.verdict-not-reproduced{background:#f2dede}"
     ".verdict-inconclusive{background:#fcf8e3}"
@@ -363,6 +365,8 @@ def _cell(text: str) -> str:
     cls = ""
     if text in ("reproduced", "not reproduced", "inconclusive"):
         cls = f' class="verdict-{text.replace(" ", "-")}"'
+    elif TEXT.search(text):  # prose (a claim, a measurement) reads left-aligned; numbers right
+        cls = ' class="text"'
     return f"<td{cls}>{html.escape(text)}</td>"
 
 
