@@ -36,7 +36,7 @@ bench: $(STAMP)
 	bin/cgen bench
 
 lint: $(STAMP)
-	$(BIN)/ruff check pipeline stages tests
+	$(BIN)/ruff check pipeline stages tests scripts
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,6 +1,7 @@
 """`cgen seeds 0 1 2`: queue the pipeline for several seeds as DVC experiments (`dvc exp run
 --queue -S runtime.seed=S -n seed-S`), then start the queue. Each experiment runs the whole
-pipeline in its own temporary copy of the repository; `cgen compare` reads their results."""
+pipeline (or, with `--target`, what the named stages need) in its own temporary copy of the
+repository; `cgen compare` reads their results, and marks the rows an experiment did not run."""
 
 from __future__ import annotations
 
@@ -29,10 +30,15 @@ def main(
     seeds: Annotated[list[int], typer.Argument(help="values of runtime.seed, e.g. 0 1 2")],
     jobs: Annotated[int, typer.Option("--jobs", help="queue workers (each runs a pipeline)")] = 1,
     start: Annotated[bool, typer.Option("--start/--no-start", help="start the queue")] = True,
+    target: Annotated[
+        list[str] | None,
+        typer.Option("--target", help="run only what these stages need (repeatable); default all"),
+    ] = None,
 ) -> None:
     """Queue one experiment per seed and start the queue."""
     for seed in seeds:
-        res = dvc("exp", "run", "--queue", "-S", f"runtime.seed={seed}", "-n", f"{PREFIX}{seed}")
+        res = dvc("exp", "run", "--queue", "-S", f"runtime.seed={seed}", "-n", f"{PREFIX}{seed}",
+                  *(target or []))  # fmt: skip
         if res.returncode != 0:
             raise typer.Exit(res.returncode)
     if start:
