@@ -34,7 +34,9 @@ def experiments(names: list[str], commits: int = 30, partial: bool = False) -> d
             found[name] = r["rev"]
     missing = [n for n in names if n not in found]
     if missing and not partial:
-        raise DataError(f"no DVC experiment named {', '.join(missing)} in the last {commits} commits")
+        raise DataError(
+            f"no DVC experiment named {', '.join(missing)} in the last {commits} commits"
+        )
     if not found:
         raise DataError(f"no {PREFIX}* experiments in the last {commits} commits: run "
                         "`bin/cgen seeds 0 1 2` first")  # fmt: skip
