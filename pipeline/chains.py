@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.data import ImageSet, to_uint8
+from pipeline.dist import Rows, chain_rows, gather_rows, share
 from pipeline.draws import dirichlet, distinct_choices
 from pipeline.errors import ConfigError
 from pipeline.infer import agreement, logits_of
@@ -39,6 +40,7 @@ from pipeline.samplers import (
     SamplerConfig,
     Trace,
     classifier_density,
+    gather_run,
     gram,
     null_density,
     run_chains,
@@ -236,12 +238,15 @@ class PersistentChains:
         self.initial_log_eps = math.log(sampler.step_size)
 
     def draw(self, model, x_real, y_real):
+        """Advance a batch of chains one draw; under DDP each rank advances its share of the batch
+        (the buffer stays the same on every rank) and returns its share of the fakes."""
         device = x_real.device
-        if self.grams is not None:
+        if self.grams is not None:  # the whole batch's real images, on every rank
+            x_all, y_all = gather_rows(x_real), gather_rows(y_real)
             model.eval()
             with torch.no_grad():
-                _, maps = model.forward_features(x_real)
-            self.grams.update(maps, y_real)
+                _, maps = model.forward_features(x_all)
+            self.grams.update(maps, y_all)
         idx = torch.randperm(len(self.buffer), generator=self.gen)[: self.chains.batch]
         fresh = torch.rand(len(idx), generator=self.gen) < self.chains.restart
         b = self.buffer
@@ -250,11 +255,13 @@ class PersistentChains:
             b.images[idx[fresh]] = self.chains.canvas.draw((n, *shape), self.gen)
             b.log_eps[idx[fresh]] = self.initial_log_eps
             b.age[idx[fresh]] = 0
+        part = chain_rows(len(idx))
+        mine = share(part)
         targets = b.targets[idx]
         model.eval()
         fn = classifier_density(
             model,
-            targets.to(device),
+            targets[mine].to(device),
             self.sampler,
             self.term,
             self.grams.means if self.grams is not None else None,
@@ -262,20 +269,22 @@ class PersistentChains:
         self.draws += 1
         run = run_chains(
             fn,
-            b.images[idx].to(device),
-            b.log_eps[idx],
+            b.images[idx[mine]].to(device),
+            b.log_eps[idx[mine]],
             self.sampler,
             self.gen,
             steps=self.chains.steps,
             where=f"{self.where}, draw {self.draws}",
+            rows=part,
         )
-        b.images[idx], b.log_eps[idx] = run.x.detach().cpu(), run.log_eps.cpu()
+        whole = gather_run(run, part)
+        b.images[idx], b.log_eps[idx] = whole.x.detach().cpu(), whole.log_eps.cpu()
         b.age[idx] += self.chains.steps
         diag = {
-            "chain_acceptance": run.accepted.float().mean().item() / max(1, self.chains.steps),
-            "chain_step_size": run.log_eps.exp().mean().item(),
+            "chain_acceptance": whole.accepted.float().mean().item() / max(1, self.chains.steps),
+            "chain_step_size": whole.log_eps.exp().mean().item(),
         }
-        return run.x.detach(), targets, diag
+        return run.x.detach(), targets[mine], diag
 
     def state_dict(self) -> dict:
         state = {"buffer": self.buffer.state_dict(), "gen": self.gen.get_state()}
@@ -300,6 +309,7 @@ class FixedPool:
 
     def draw(self, model, x_real, y_real):
         idx = torch.randint(len(self.images), (self.batch,), generator=self.gen)
+        idx = idx[share(chain_rows(self.batch))]  # this rank's share of the batch
         return self.images[idx].to(x_real.device), self.targets[idx], {}
 
     def state_dict(self) -> dict:
@@ -391,17 +401,20 @@ def advance_all(
     trace = Trace()
     for start in range(0, len(buffer), setting.chains.batch):
         idx = torch.arange(start, min(start + setting.chains.batch, len(buffer)))
+        part = chain_rows(len(idx))
+        mine = idx[share(part)]
         fn = classifier_density(
             model,
-            buffer.targets[idx].to(device),
+            buffer.targets[mine].to(device),
             setting.sampler,
             setting.loss.class_term,
             grams.means if grams is not None else None,
         )
         run = run_chains(
-            fn, buffer.images[idx].to(device), buffer.log_eps[idx], setting.sampler, gen,
-            steps=steps, where=f"{where}, chains {start}..{int(idx[-1])}",
+            fn, buffer.images[mine].to(device), buffer.log_eps[mine], setting.sampler, gen,
+            steps=steps, where=f"{where}, chains {start}..{int(idx[-1])}", rows=part,
         )  # fmt: skip
+        run = gather_run(run, part)
         buffer.images[idx], buffer.log_eps[idx] = run.x.cpu(), run.log_eps.cpu()
         buffer.age[idx] += steps
         trace.extend(run.trace)
@@ -508,13 +521,18 @@ def draw_fresh(
     *,
     device: torch.device,
     where: str,
+    rows: Rows | None = None,
 ) -> FreshDraw:
     """`n` new chains from the canvas on the target `fn`, each starting from its own step size
-    (`start_log_eps` (n,): what the training chains learned), adapting during the burn-in only."""
-    x0 = start.draw((n, *shape), gen).to(device)
+    (`start_log_eps` (n,): what the training chains learned), adapting during the burn-in only.
+    `rows`: this process runs its share of the n chains (`fn` is its share's target); the draw
+    returned is all n chains, on every process."""
+    x0 = start.draw((n, *shape), gen, rows).to(device)
     run = run_chains(
-        fn, x0, start_log_eps, sampler, gen, steps=cfg.steps, adapt_steps=cfg.burn_in, where=where
-    )
+        fn, x0, start_log_eps[share(rows)], sampler, gen, steps=cfg.steps, adapt_steps=cfg.burn_in,
+        where=where, rows=rows,
+    )  # fmt: skip
+    run = gather_run(run, rows)
     moved = run.accepted.float() / cfg.steps
     stuck = float((moved < 0.01).float().mean()) if sampler.mh else 0.0
     return FreshDraw(run.x.cpu(), run, stuck)
@@ -551,12 +569,12 @@ def evaluation_set(
     sampler did. No classifier: the same sampler on a flat target (the null reference)."""
     k = data.num_classes
     targets = eval_targets(k, cfg, drawing, gen_targets)
+    part = chain_rows(len(targets))  # under DDP each rank runs its share of the chains
     if classifier is None:
         fn: LogDensityFn = null_density
     else:
-        fn = target_fn(
-            classifier, targets, drawing, exact_grams(classifier, data, drawing.sampler), device
-        )
+        grams = exact_grams(classifier, data, drawing.sampler)
+        fn = target_fn(classifier, targets[share(part)], drawing, grams, device)
     drawn = draw_fresh(
         fn,
         len(targets),
@@ -568,6 +586,7 @@ def evaluation_set(
         gen_chains,
         device=device,
         where=where,
+        rows=part,
     )
     summary = drawn.run.trace.summary(cfg.burn_in)
     metrics = {

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from pipeline.dist import agree
 from pipeline.resume import Snapshots
 from pipeline.runtime import derive_seed
 
@@ -53,7 +54,7 @@ def run_epochs(
     for epoch in bar:
         if reseed is not None:
             torch.manual_seed(derive_seed(reseed, "epoch", epoch))
-        row = epoch_fn(epoch)
+        row = agree(state.values(), epoch_fn(epoch))  # ranks of a DDP run hold rank 0's state
         history.append(row)
         bar.set_postfix({k: f"{row[k]:.3f}" for k in show if k in row})
         (log.info if bar.disable else log.debug)(

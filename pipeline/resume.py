@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from pipeline.dist import writes_files
 from pipeline.io import atomic_torch_save
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ class Snapshots:
         gen: torch.Generator | None = None,
     ) -> None:
         """Snapshot after `done` of `total` epochs, every `every` epochs (not after the last)."""
-        if self.path is None or done % self.every != 0 or done >= total:
+        if self.path is None or done % self.every != 0 or done >= total or not writes_files():
             return
         state = {
             "fingerprint": self.fingerprint,
@@ -79,5 +80,5 @@ class Snapshots:
 
     def finish(self) -> None:
         """The run completed: its snapshot is no longer needed."""
-        if self.path is not None:
+        if self.path is not None and writes_files():
             Path(self.path).unlink(missing_ok=True)

@@ -25,10 +25,23 @@ class RuntimeConfig:
     device: DeviceName
     determinism: Determinism  # strict: deterministic kernels (slower on GPU)
     threads: int  # CPU threads; fixed because float reductions depend on the thread count
+    # Data parallelism (pipeline.dist): training and sampling stages launch through torchrun with
+    # `processes` per node on `nodes` machines; 1 x 1 runs in this process, as always.
+    processes: int
+    nodes: int
+    rendezvous: str | None  # host:port of the torchrun rendezvous; needed when nodes > 1
+    backend: Literal["gloo", "nccl"]  # gloo: CPUs (and GPUs); nccl: GPUs only
 
     def validate(self) -> None:
         if self.threads < 1:
             raise ConfigError("threads: must be at least 1")
+        if self.processes < 1 or self.nodes < 1:
+            raise ConfigError("processes: and nodes must be at least 1")
+        if self.nodes > 1 and not self.rendezvous:
+            raise ConfigError(
+                "rendezvous: several nodes need the host:port of the torchrun rendezvous "
+                "(the first node's address and a free port), e.g. 10.0.0.1:29400"
+            )
 
 
 def resolve_device(name: DeviceName) -> torch.device:

@@ -44,6 +44,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from pipeline.dist import Rows, gather_rows, sum_over_ranks
 from pipeline.errors import ConfigError, check_finite
 from pipeline.train import ClassTerm
 
@@ -85,6 +86,16 @@ class SamplerConfig:
             raise ConfigError("gram_weight: must be >= 0")
         if self.gram_weight > 0 and not self.gram_layers:
             raise ConfigError("gram_layers: needs at least one layer when gram_weight > 0")
+
+
+def draw_rows(
+    fn: Callable[..., torch.Tensor], shape: tuple[int, ...], rows: Rows | None, **kw
+) -> torch.Tensor:
+    """fn(shape, **kw) (torch.randn / torch.rand with a generator); with `rows`, this process's
+    rows of the draw for the whole batch, so a chain's noise does not depend on the sharding."""
+    if rows is None:
+        return fn(shape, **kw)
+    return fn((rows.total, *shape[1:]), **kw)[rows.start : rows.stop]
 
 
 def initial_log_eps(cfg: SamplerConfig, n: int) -> torch.Tensor:
@@ -266,19 +277,21 @@ def mala_step(
     box: Box,
     precond: torch.Tensor | None = None,
     where: str = "sampler",
+    rows: Rows | None = None,
 ) -> Step:
     """One (preconditioned) MALA step, or with mh=False an unadjusted Langevin step, per chain.
 
     `logp`, `grad`: log pi and its gradient at `x` (carried over, so a step costs one
     forward/backward pass, at the proposal). `eps` (B,) is each chain's step size; `precond`
-    (B, 1 or C, H, W) in [0, 1] scales it per pixel (pixels at 0 never move)."""
+    (B, 1 or C, H, W) in [0, 1] scales it per pixel (pixels at 0 never move). `rows`: these
+    chains are a share of a larger batch (its noise is drawn whole and sliced)."""
     e = eps.view(-1, *([1] * (x.dim() - 1)))
     if precond is not None:
         e = e * precond
     moving = e > 0
     std = torch.sqrt(2 * e).clamp_min(1e-30)
     mean_fwd = x + e * grad
-    xi = torch.randn(x.shape, generator=gen, dtype=x.dtype).to(x.device)
+    xi = draw_rows(torch.randn, x.shape, rows, generator=gen, dtype=x.dtype).to(x.device)
     prop = mean_fwd + std * xi
     prop = fold(prop, *BOUNDS) if box == "reflect" else prop.clamp(*BOUNDS)
     prop = torch.where(moving, prop, x)  # pixels outside a window stay bit for bit
@@ -295,7 +308,7 @@ def mala_step(
         + log_q(x, mean_bwd, std, box, moving)
         - log_q(prop, mean_fwd, std, box, moving)
     )
-    u = torch.rand(logp.shape, generator=gen, dtype=logp.dtype).to(logp.device)
+    u = draw_rows(torch.rand, logp.shape, rows, generator=gen, dtype=logp.dtype).to(logp.device)
     accepted = torch.log(u) < log_ratio
     keep = accepted.view(-1, *([1] * (x.dim() - 1)))
     return Step(
@@ -326,11 +339,13 @@ def run_chains(
     adapt_steps: int | None = None,
     precond: torch.Tensor | None = None,
     where: str = "sampler",
+    rows: Rows | None = None,
 ) -> ChainRun:
     """`steps` steps from `x` with per-chain step sizes exp(log_eps) (B,).
 
     With cfg.adapt, each chain's log eps adapts during the first `adapt_steps` steps (all steps
-    when None: persistent training chains), within [step_min, step_max]."""
+    when None: persistent training chains), within [step_min, step_max]. `rows`: `x` is this
+    process's share of a larger batch (pipeline.dist); its trace is over its own chains."""
     trace = Trace()
     logp, grad = fn(x)
     check_finite(logp, f"{where}, step 0 (start)", "log-density")
@@ -341,7 +356,7 @@ def run_chains(
         eps = log_eps.exp()
         s = mala_step(
             x, logp, grad, fn, eps, gen, mh=cfg.mh, box=cfg.box, precond=precond,
-            where=f"{where}, step {step}",
+            where=f"{where}, step {step}", rows=rows,
         )  # fmt: skip
         x, logp, grad = s.x, s.logp, s.grad
         accepted += s.accepted.long()
@@ -351,6 +366,21 @@ def run_chains(
         trace.log_density.append(logp.mean().item())
         trace.step_size.append(eps.mean().item())
     return ChainRun(x, log_eps, accepted, trace)
+
+
+def gather_run(run: ChainRun, rows: Rows | None) -> ChainRun:
+    """The whole batch's run from every process's share (`rows`), on every process: states,
+    step sizes and acceptances concatenated in chain order, the trace's per-step means
+    re-weighted over all chains. One process (`rows` None): `run` itself."""
+    if rows is None:
+        return run
+    share = (rows.stop - rows.start) / rows.total
+    t = run.trace
+    series = [sum_over_ranks([v * share for v in seq]) for seq in (t.acceptance, t.log_density,
+                                                                   t.step_size)]  # fmt: skip
+    return ChainRun(
+        gather_rows(run.x), gather_rows(run.log_eps), gather_rows(run.accepted), Trace(*series)
+    )
 
 
 # ---------------------------------------------------------------- canvases
@@ -369,10 +399,13 @@ class CanvasConfig:
         if not -1 <= self.value <= 1 or self.noise < 0:
             raise ConfigError("value: must be in [-1, 1] and noise >= 0")
 
-    def draw(self, shape: tuple[int, ...], gen: torch.Generator) -> torch.Tensor:
+    def draw(
+        self, shape: tuple[int, ...], gen: torch.Generator, rows: Rows | None = None
+    ) -> torch.Tensor:
         if self.kind == "noise":
-            return torch.rand(shape, generator=gen) * 2 - 1
-        return fold(self.value + self.noise * torch.randn(shape, generator=gen), *BOUNDS)
+            return draw_rows(torch.rand, shape, rows, generator=gen) * 2 - 1
+        noise = draw_rows(torch.randn, shape, rows, generator=gen)
+        return fold(self.value + self.noise * noise, *BOUNDS)
 
 
 # ---------------------------------------------------------------- annealed Langevin (Score-STIC)
@@ -395,6 +428,7 @@ def run_annealed(
     *,
     steps_per_level: int,
     where: str = "annealed",
+    rows: Rows | None = None,
 ) -> ChainRun:
     """Annealed Langevin (Song & Ermon 2019): `steps_per_level` steps at each level, from the
     largest sigma to the smallest, with step eps_i = step_size * (sigma_i / sigma_L)^2;
@@ -408,7 +442,7 @@ def run_annealed(
         level_cfg = _scaled(cfg, eps_i)
         run = run_chains(
             density_at(sigma), x, log_eps, level_cfg, gen, steps=steps_per_level,
-            where=f"{where}, level {i + 1} (sigma {sigma:.3g})",
+            where=f"{where}, level {i + 1} (sigma {sigma:.3g})", rows=rows,
         )  # fmt: skip
         x, log_eps = run.x, run.log_eps
         accepted += run.accepted.cpu()

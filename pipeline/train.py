@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.data import ImageSet
+from pipeline.dist import mean_over_ranks, reseed_rank, rows, wrap
 from pipeline.errors import ConfigError, check_finite
 from pipeline.infer import logits_of
 from pipeline.loop import EpochCallback, batches, run_epochs
@@ -215,10 +216,12 @@ def train_classifier(
     """Train `model` in place; returns per-epoch metrics. `where` names the run in errors.
 
     Each epoch reseeds the global RNG (mixup, data noise, dropout, shuffling) from (seed, epoch);
-    the fake source draws from its own generator, so switching it on changes nothing else."""
+    the fake source draws from its own generator, so switching it on changes nothing else.
+    Under torchrun (pipeline.dist) each rank trains a DDP replica on its share of every batch."""
     if (fakes is None) != (loss is None):
         raise ValueError("fakes and loss go together")
     model.to(device)
+    net = wrap(model)  # DDP across processes; `model` itself in one process
     opt = make_optimizer(model, cfg)
     state = {"model": model, "optimizer": opt} | ({"fakes": fakes} if fakes is not None else {})
     k = train.num_classes
@@ -230,24 +233,26 @@ def train_classifier(
         model.train()
         sums = {"loss": 0.0, "real_ce": 0.0, "mixup_ce": 0.0, "fake": 0.0}
         steps = batches(len(train), cfg.batch_size, torch.randperm(len(train)))
+        reseed_rank(seed, epoch)
         for step, idx in enumerate(steps):
+            idx = idx[rows(len(idx))]  # this rank's share of the batch
             x, y = x_all[idx].to(device), y_all[idx].to(device)
             if cfg.data_noise > 0:
                 x = x + cfg.data_noise * torch.randn_like(x)
-            logits = model(x)
+            logits = net(x)
             real_ce = F.cross_entropy(logits, y)
             total = real_ce
             mix_ce = torch.zeros(())
             if cfg.mixup_alpha > 0 and cfg.mixup_weight > 0:
                 xm, tm = mixup(x, y, k, cfg.mixup_alpha)
-                mix_ce = soft_cross_entropy(model(xm), tm)
+                mix_ce = soft_cross_entropy(net(xm), tm)
                 total = total + cfg.mixup_weight * mix_ce
             fterm = torch.zeros(())
             if fakes is not None and loss is not None:
                 x_fake, t_fake, diag = fakes.draw(model, x, y)
                 model.train()
                 onehot = F.one_hot(y, k).float()
-                fterm = fake_term(model, logits, onehot, x_fake, t_fake.to(device), loss)
+                fterm = fake_term(net, logits, onehot, x_fake, t_fake.to(device), loss)
                 total = total + fterm
                 for key, v in diag.items():
                     sums[key] = sums.get(key, 0.0) + v
@@ -261,7 +266,7 @@ def train_classifier(
             sums["real_ce"] += real_ce.item()
             sums["mixup_ce"] += float(mix_ce.detach())
             sums["fake"] += float(fterm.detach())
-        row = {f"train_{key}": v / len(steps) for key, v in sums.items()}
+        row = mean_over_ranks({f"train_{key}": v / len(steps) for key, v in sums.items()})
         if test is not None:
             row |= {f"test_{key}": v for key, v in evaluate_classifier(model, test).items()}
         return row

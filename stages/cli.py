@@ -8,9 +8,12 @@ torch-fidelity), and a stage pays only for the modules its own command imports. 
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import logging
+import os
 import sys
+from pathlib import Path
 
 # command -> (module whose `app` runs it, one-line summary for `cgen --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -50,6 +53,36 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Commands that run data-parallel under torchrun when runtime.processes * runtime.nodes > 1
+PARALLEL = {
+    "classifier", "stic-round", "stic-sample", "jem-train", "jem-sample", "score-train",
+    "score-sample", "sgld", "null-sampler", "acgan-train", "regene-train",
+}  # fmt: skip
+
+
+def torchrun_args(name: str, rest: list[str]) -> list[str] | None:
+    """The torchrun launch of `cgen NAME REST` when its parameter file's `runtime` asks for more
+    than one process, else None (also inside torchrun, which sets RANK). The strict check of
+    these keys is the `check` stage's and the stage's own; here, absent means one process."""
+    if name not in PARALLEL or "RANK" in os.environ:
+        return None
+    params = Path(rest[rest.index("--params") + 1]) if "--params" in rest else Path("params.yaml")
+    if not params.is_file():
+        return None
+    import yaml
+
+    runtime = (yaml.safe_load(params.read_text()) or {}).get("runtime") or {}
+    procs, nodes = int(runtime.get("processes", 1)), int(runtime.get("nodes", 1))
+    if procs * nodes == 1:
+        return None
+    launch = ["-m", "torch.distributed.run", "--nproc-per-node", str(procs), "--nnodes", str(nodes)]
+    if nodes == 1:
+        return [*launch, "--standalone"]
+    job = hashlib.sha256(" ".join([name, *rest]).encode()).hexdigest()[:16]  # same on every node
+    rdzv = ["--rdzv-backend", "c10d", "--rdzv-endpoint", str(runtime.get("rendezvous"))]
+    return [*launch, *rdzv, "--rdzv-id", job]
+
+
 def usage() -> str:
     width = max(map(len, COMMANDS))
     lines = [
@@ -83,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"error: no command '{name}'\n\n{usage()}", file=sys.stderr)
         return 2
+    launch = torchrun_args(name, rest)
+    if launch is not None:  # the same command, once per rank, under torchrun
+        os.execv(sys.executable, [sys.executable, *launch, "-m", "stages", name, *rest])
     setup_logging()
     from pipeline.errors import exit_code
 

@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from pipeline.checkpoint import save_checkpoint
+from pipeline.dist import writes_files
 from pipeline.figures import save_curves, save_grid
 from pipeline.panels import class_rows
 from pipeline.samples import SampleSet, save_samples
@@ -38,7 +39,10 @@ def write_training(
     **extra: Any,
 ) -> None:
     """A trained network's outputs: its checkpoint (model args, config, history and `extra`),
-    its metrics file, its training curves, and the same in the run."""
+    its metrics file, its training curves, and the same in the run. Under torchrun, one process
+    per machine writes (pipeline.dist)."""
+    if not writes_files():
+        return
     save_checkpoint(
         outs.model, model, model_args, dict(config), history=history, metrics=dict(metrics), **extra
     )
@@ -62,7 +66,9 @@ def write_samples(
     st: Stage, outs: SampleOutputs, samples: SampleSet, metrics: Mapping[str, Any], title: str
 ) -> None:
     """A sample set's outputs: the set, its metrics file (with the sample count), its grid (one
-    row per class), and the same in the run."""
+    row per class), and the same in the run (one process per machine writes)."""
+    if not writes_files():
+        return
     save_samples(samples, outs.samples)
     images, rows = class_rows(samples, GRID_PER_CLASS)
     save_grid(images, outs.figure, rows=len(rows), title=title, row_labels=rows)

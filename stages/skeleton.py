@@ -9,6 +9,7 @@ between `with stage(...) as st:` and a `write_*` call.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Annotated, Any
 import torch
 import typer
 
+from pipeline import dist
 from pipeline.config import load_sections, to_dict
 from pipeline.io import atomic_write_json
 from pipeline.runtime import RuntimeConfig, configure, derive_seed, generator
@@ -71,26 +73,37 @@ def stage(
     system_metrics: bool = False,
 ) -> Iterator[Stage]:
     """Load `sections` (plus runtime and tracking) strictly, configure the device and seeds, and
-    open the stage's tracked run, whose parameters are the sections it read."""
+    open the stage's tracked run, whose parameters are the sections it read. Under torchrun the
+    process joins the DDP group (pipeline.dist) and rank 0 alone tracks the run."""
     cfg = load_sections(
         params_file, {"runtime": RuntimeConfig, "tracking": TrackingConfig, **sections}
     )
-    device = configure(cfg["runtime"])
+    device = dist.init(cfg["runtime"].backend, configure(cfg["runtime"]))
     root = repo_root()
+    tracking = cfg["tracking"]
+    if not dist.is_main():
+        tracking = dataclasses.replace(tracking, enabled=False)
     run = Tracker(
-        cfg["tracking"],
+        tracking,
         root=root,
         run_name=name,
         tags=stage_tags(root, str(device), params_file, **(tags or {})),
         params={k: to_dict(v) for k, v in cfg.items() if k != "tracking"},
         system_metrics=system_metrics,
     )
-    with run:
-        yield Stage(name, cfg, cfg["runtime"], device, run)
+    try:
+        with run:
+            yield Stage(name, cfg, cfg["runtime"], device, run)
+    except BaseException:
+        dist.shutdown(wait=False)  # the other ranks fail on their own: do not wait for them
+        raise
+    dist.shutdown()
 
 
 def write_metrics(path: Path, metrics: Mapping[str, Any]) -> None:
-    """Small metrics JSON (rounded so diffs stay readable)."""
+    """Small metrics JSON (rounded so diffs stay readable); one process per machine writes."""
+    if not dist.writes_files():
+        return
     atomic_write_json(
         path, {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}
     )

@@ -24,6 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pipeline.config import Overrides, apply_overrides
+from pipeline.dist import mean_over_ranks, rows, wrap
 from pipeline.errors import ConfigError, check_finite
 from pipeline.infer import device_of
 from pipeline.loop import EpochCallback, run_epochs
@@ -329,6 +330,7 @@ def train(
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     k, dev = generator.num_classes, device_of(generator)
+    g_net, d_net = wrap(generator), wrap(discriminator)  # DDP across processes (pipeline.dist)
     steps = max(1, len(images) // cfg.batch_size)
     state = {"generator": generator, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}
 
@@ -339,21 +341,23 @@ def train(
         perm = torch.randperm(len(images), generator=gen)
         for step in range(steps):
             idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            x_real, y_real = images[idx].to(dev), labels[idx].to(dev)
             b = len(idx)
-            z = torch.randn(b, generator.fc[0].in_features - k, generator=gen).to(dev)
-            y_fake = torch.randint(k, (b,), generator=gen).to(dev)
-            x_fake = generator(z, y_fake)  # (B, C, H, W)
+            z = torch.randn(b, generator.fc[0].in_features - k, generator=gen)
+            y_fake = torch.randint(k, (b,), generator=gen)
+            mine = rows(b)  # this rank's share of the batch (all of it in one process)
+            idx, z, y_fake = idx[mine], z[mine].to(dev), y_fake[mine].to(dev)
+            x_real, y_real = images[idx].to(dev), labels[idx].to(dev)
+            x_fake = g_net(z, y_fake)  # (B, C, H, W)
 
-            src_r, cls_r = discriminator(x_real)
-            src_f, cls_f = discriminator(x_fake.detach())
+            src_r, cls_r = d_net(x_real)
+            src_f, cls_f = d_net(x_fake.detach())
             d_loss, d_terms = discriminator_loss(src_r, cls_r, y_real, src_f, cls_f, y_fake)
             check_finite(d_loss.detach(), f"acgan: D loss at epoch {epoch + 1}, step {step}")
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
 
-            src_f, cls_f = discriminator(x_fake)
+            src_f, cls_f = d_net(x_fake)
             g_loss = generator_loss(src_f, cls_f, y_fake, cfg.generator_loss)
             check_finite(g_loss.detach(), f"acgan: G loss at epoch {epoch + 1}, step {step}")
             opt_g.zero_grad(set_to_none=True)
@@ -373,7 +377,7 @@ def train(
             }
             for key, v in row.items():
                 sums[key] = sums.get(key, 0.0) + v
-        return {key: v / steps for key, v in sums.items()}
+        return mean_over_ranks({key: v / steps for key, v in sums.items()})
 
     history = run_epochs(
         epoch_fn,

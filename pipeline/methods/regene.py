@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pipeline.dist import mean_over_ranks, rows, wrap
 from pipeline.draws import dirichlet
 from pipeline.errors import ConfigError, DataError
 from pipeline.infer import batched, device_of
@@ -120,6 +121,7 @@ def train_decoder(
     """Fit decoder(latents) ~ images (MSE) with Adam; latents are fixed (the encoder is frozen)."""
     opt = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
     dev = device_of(decoder)
+    net = wrap(decoder)  # DDP across processes (pipeline.dist); `decoder` in one process
     steps = max(1, len(latents) // cfg.batch_size)
 
     def epoch_fn(epoch: int) -> dict[str, float]:
@@ -128,12 +130,13 @@ def train_decoder(
         total = 0.0
         for step in range(steps):
             idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            loss = F.mse_loss(decoder(latents[idx].to(dev)), images[idx].to(dev))
+            idx = idx[rows(len(idx))]  # this rank's share of the batch
+            loss = F.mse_loss(net(latents[idx].to(dev)), images[idx].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += loss.item()
-        return {"train_mse": total / steps}
+        return mean_over_ranks({"train_mse": total / steps})
 
     history = run_epochs(
         epoch_fn,

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from pipeline.chains import class_mean_grams
 from pipeline.data import ImageSet
+from pipeline.dist import chain_rows, mean_over_ranks, reseed_rank, rows, share, wrap
 from pipeline.errors import ConfigError, check_finite
 from pipeline.infer import batched
 from pipeline.loop import EpochCallback, batches, run_epochs
@@ -38,6 +39,7 @@ from pipeline.samplers import (
     SamplerConfig,
     annealed_levels,
     classifier_density,
+    gather_run,
     run_annealed,
 )
 from pipeline.train import TrainConfig, lr_factor, make_optimizer
@@ -117,6 +119,7 @@ def train_score_classifier(
 ) -> list[dict[str, float]]:
     """CE + dsm_weight * DSM at a level drawn uniformly per image; returns per-epoch metrics."""
     model.to(device)
+    net = wrap(model)  # DDP across processes (pipeline.dist); `model` in one process
     opt = make_optimizer(model, cfg.train)
     sigmas = torch.tensor(cfg.noise.sigmas)
     x_all, y_all = train.float_images(), train.labels
@@ -127,10 +130,12 @@ def train_score_classifier(
         model.train()
         sums = {"loss": 0.0, "ce": 0.0, "dsm": 0.0}
         steps = batches(len(train), cfg.train.batch_size, torch.randperm(len(train)))
+        reseed_rank(seed, epoch)
         for step, idx in enumerate(steps):
+            idx = idx[rows(len(idx))]  # this rank's share of the batch
             x, y = x_all[idx].to(device), y_all[idx].to(device)
             sigma = sigmas[torch.randint(len(sigmas), (len(idx),))].to(device)
-            dsm, logits = dsm_loss(model, x, y, sigma, torch.randn_like(x))
+            dsm, logits = dsm_loss(net, x, y, sigma, torch.randn_like(x))
             ce = F.cross_entropy(logits, y)
             total = ce + cfg.dsm_weight * dsm.mean()
             check_finite(total.detach(), f"{NAME}: loss at epoch {epoch + 1}, step {step}")
@@ -140,7 +145,7 @@ def train_score_classifier(
             sums["loss"] += total.item()
             sums["ce"] += ce.item()
             sums["dsm"] += dsm.mean().item()
-        row = {f"train_{k}": v / len(steps) for k, v in sums.items()}
+        row = mean_over_ranks({f"train_{k}": v / len(steps) for k, v in sums.items()})
         if test is not None:
             row["test_accuracy"] = accuracy_at(model, test, cfg.noise.sigma_min)
         return row
@@ -178,11 +183,13 @@ def sample(
     device: torch.device,
 ) -> ChainRun:
     """Annealed Langevin samples (N, C, H, W) for targets (N, K); `real` gives the per-level
-    class-mean Gram matrices (noised real images) when the Gram term is on."""
+    class-mean Gram matrices (noised real images) when the Gram term is on. Under torchrun each
+    rank runs its share of the chains (pipeline.dist); every rank gets all N."""
     model.eval()
     s = cfg.sampling
-    x0 = s.canvas.draw((len(targets), *shape), gen).to(device)
-    targets = targets.to(device)
+    part = chain_rows(len(targets))
+    x0 = s.canvas.draw((len(targets), *shape), gen, part).to(device)
+    targets = targets[share(part)].to(device)
     noise_gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
 
     def density_at(sigma: float):
@@ -200,10 +207,12 @@ def sample(
 
     sigmas = cfg.noise.sigmas
     run = run_annealed(
-        density_at, x0, sigmas, cfg.sampler, gen, steps_per_level=s.steps_per_level, where=NAME
-    )
+        density_at, x0, sigmas, cfg.sampler, gen, steps_per_level=s.steps_per_level, where=NAME,
+        rows=part,
+    )  # fmt: skip
     if s.denoise:  # Tweedie: E[x | x~] = x~ + sigma^2 * score = x~ + sigma * grad g
         _, grad = density_at(sigmas[-1])(run.x)
         run.x = (run.x + sigmas[-1] ** 2 * cfg.sampler.temperature * grad).clamp(-1, 1)
+    run = gather_run(run, part)
     run.x = run.x.cpu()
     return run
