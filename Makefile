@@ -40,3 +40,20 @@ lint: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Beyond one machine. A DVC remote, once per clone (kept out of git by --local), e.g.
+#   .venv/bin/dvc remote add --local -d storage /mnt/shared/cg-remote
+# then `make push` / `make pull` (REMOTE=name picks another remote than the default).
+# These three need .venv (`make setup`) but never reinstall: in a clone whose .venv is a symlink to
+# another checkout's, a reinstall would point that environment's editable install at the clone.
+.PHONY: push pull mlflow-server
+
+push:
+	$(BIN)/dvc push $(if $(REMOTE),-r $(REMOTE))
+
+pull:
+	$(BIN)/dvc pull $(if $(REMOTE),-r $(REMOTE))
+
+# The shared MLflow server (options: scripts/mlflow_server.sh --help), e.g. PORT=5001
+mlflow-server:
+	scripts/mlflow_server.sh $(if $(PORT),--port $(PORT))

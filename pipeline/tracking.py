@@ -306,13 +306,12 @@ def _client(uri: str, experiment: str, root: Path, cache: dict[str, Any]):
         client = MlflowClient(tracking_uri=uri)
         exp = _retry(client.get_experiment_by_name, experiment)
         if exp is None:
-            # an explicit absolute artifact location, or queued experiments' artifacts land in
-            # their temporary copy of the repository and are deleted with it
-            exp_id = _retry(
-                client.create_experiment,
-                experiment,
-                artifact_location=(Path(root).resolve() / "mlartifacts").as_uri(),
-            )
+            # A local store gets an explicit absolute artifact location, or queued experiments'
+            # artifacts land in their temporary copy of the repository and are deleted with it.
+            # A tracking server keeps its own artifact root (artifacts are uploaded through it).
+            served = uri.startswith(("http://", "https://"))
+            location = None if served else (Path(root).resolve() / "mlartifacts").as_uri()
+            exp_id = _retry(client.create_experiment, experiment, artifact_location=location)
         else:
             exp_id = exp.experiment_id
         cache[key] = (client, exp_id)
