@@ -3,11 +3,16 @@
 It lists the experiments of recent commits through DVC (`dvc.api.exp_show`), keeps those named
 seed-* (made by `cgen seeds`) or the ones named, and reads each experiment's evaluation and
 sampling files at its revision (`dvc.api.read`: from DVC's cache, where queued experiments put
-their outputs); the claims are judged on the per-seed differences (pipeline.compare)."""
+their outputs); the claims are judged on the per-seed differences (pipeline.compare).
+
+An experiment queued with `--target` runs only what the named stages need; its dvc.lock keeps
+the other stages' entries, and their files, from its base commit (another seed's results). Those
+are found from the lock itself (`not_made`) and read as "not run", never as this seed's."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -43,9 +48,68 @@ def experiments(names: list[str], commits: int = 30, partial: bool = False) -> d
     return found
 
 
-def read_json(path: str, rev: str) -> dict[str, Any] | None:
+def _param(params: dict, key: str) -> Any:
+    """params.yaml's value at a dotted key as dvc.lock records it (`stic.rounds.r1`); None when
+    absent."""
+    node: Any = params
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _under(a: str, b: str) -> bool:
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
+
+
+def not_made(lock: dict, params: dict) -> set[str]:
+    """The output paths of an experiment's dvc.lock that the experiment did not make: a stage
+    whose recorded parameters differ from the experiment's params.yaml (its entry is the base
+    commit's), and every stage downstream of one."""
+    stages = lock.get("stages") or {}
+    stale = {
+        name
+        for name, entry in stages.items()
+        if any(
+            _param(params, k) != v
+            for k, v in (entry.get("params") or {}).get("params.yaml", {}).items()
+        )  # fmt: skip
+    }
+    outs = {name: [o["path"] for o in entry.get("outs") or []] for name, entry in stages.items()}
+    grew = True
+    while grew:
+        stale_outs = [p for name in stale for p in outs[name]]
+        new = {
+            name
+            for name, entry in stages.items()
+            if name not in stale
+            and any(_under(d["path"], p) for d in entry.get("deps") or [] for p in stale_outs)
+        }
+        stale |= new
+        grew = bool(new)
+    return {p for name in stale for p in outs[name]}
+
+
+def made_at(rev: str) -> Callable[[str], bool]:
+    """Whether the experiment at `rev` made a file itself (see `not_made`)."""
+    import dvc.api
+    from ruamel.yaml import YAML
+
+    yaml = YAML(typ="safe")  # YAML 1.2, as DVC reads both files (1e-3 is a number)
+    stale = not_made(
+        yaml.load(dvc.api.read("dvc.lock", rev=rev)),
+        yaml.load(dvc.api.read("params.yaml", rev=rev)),
+    )
+    return lambda path: not any(_under(path, p) for p in stale)
+
+
+def read_json(path: str, rev: str, made: Callable[[str], bool]) -> dict[str, Any] | None:
+    """A JSON file at `rev`; None when the experiment did not make it."""
     import dvc.api
 
+    if not made(path):
+        return None
     try:
         return json.loads(dvc.api.read(path, rev=rev))
     except Exception:  # noqa: BLE001 - a file an experiment did not make: the row was not run
@@ -71,12 +135,13 @@ def main(
     names_in_table = [*rounds, *params["eval"]["methods"], "real"]
     runs: dict[str, dict[str, dict[str, Any]]] = {}
     for exp, rev in experiments(names or []).items():
+        made = made_at(rev)
         rows: dict[str, dict[str, Any]] = {}
         for name in names_in_table:
-            ev = read_json(f"reports/eval/{name}.json", rev)
+            ev = read_json(f"reports/eval/{name}.json", rev, made)
             if ev is not None:
-                rows[name] = {**(read_json(f"reports/sampling/{name}.json", rev) or {}), **ev}
-        r0 = read_json("reports/train/r0.json", rev) or {}
+                rows[name] = {**(read_json(f"reports/sampling/{name}.json", rev, made) or {}), **ev}
+        r0 = read_json("reports/train/r0.json", rev, made) or {}
         rows["r0"] = {"classifier_test_accuracy": r0.get("test_accuracy")}
         runs[exp] = rows
         typer.echo(f"{exp} ({rev}): {len(rows) - 1} sets")

@@ -67,3 +67,30 @@ def test_claims_name_this_runs_rows_and_a_missing_row_is_not_run():
     assert verdicts["stic_rounds_quality"] == "reproduced"
     assert verdicts["score_beats_stic"] == "not run"
     assert verdicts["regene_labels"] == "not run"
+
+
+def test_compare_reads_only_what_a_targeted_experiment_made_itself():
+    """An experiment run with --target keeps its base commit's entries for the other stages:
+    those whose recorded params differ from the experiment's, and everything downstream, were
+    not made by it (their files are another seed's)."""
+    from stages.compare import not_made
+
+    def entry(params, deps=(), outs=()):
+        return {"params": {"params.yaml": params}, "deps": [{"path": d} for d in deps],
+                "outs": [{"path": o} for o in outs]}  # fmt: skip
+
+    params = {"runtime": {"seed": 1}, "data": {"size": 16}, "stic": {"rounds": {"r1": {"n": 2}}}}
+    lock = {"stages": {
+        "prepare": entry({"data": {"size": 16}}, outs=["data/train.pt"]),
+        "r1": entry({"runtime": {"seed": 1}, "stic.rounds.r1": {"n": 2}}, ["data/train.pt"],
+                    ["data/models/r1.pt"]),
+        "r2": entry({"runtime": {"seed": 0}}, ["data/models/r1.pt"], ["data/models/r2.pt"]),
+        "eval_r2": entry({}, ["data/models/r2.pt"], ["reports/eval"]),
+        "eval_r1": entry({"eval": 1}, ["data/models/r1.pt"], ["reports/eval_r1.json"]),
+    }}  # fmt: skip
+    stale = not_made(lock, params)
+    # r2 ran with seed 0 (the base commit's), eval_r2 downstream of it, eval_r1 reads a key
+    # the experiment's params do not have; prepare and r1 match the experiment's params
+    assert stale == {"data/models/r2.pt", "reports/eval", "reports/eval_r1.json"}
+    params["runtime"]["seed"] = 0  # the base commit itself: r1 was not made with seed 0
+    assert "data/models/r1.pt" in not_made(lock, params)
