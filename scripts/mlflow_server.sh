@@ -26,8 +26,8 @@
 # sends them; if the server is down they stay spooled until `bin/cgen track flush`.
 #
 # The experiment is created here, as soon as the server answers, with the server's own artifact
-# root (mlflow-artifacts:/): a flusher that created it would give it a file:// location on the
-# flushing machine (pipeline/tracking.py `_client`), and artifacts would bypass the server.
+# root (mlflow-artifacts:/), so reviewers see it before the first run arrives (a flusher that
+# finds it missing creates it the same way: pipeline/tracking.py `_client`).
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)
