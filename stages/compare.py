@@ -88,7 +88,8 @@ def not_made(lock: dict, params: dict) -> set[str]:
         }
         stale |= new
         grew = bool(new)
-    return {p for name in stale for p in outs[name]}
+    made = {p for name in stages if name not in stale for p in outs[name]}
+    return {p for name in stale for p in outs[name]} - made  # (an entry of a removed stage)
 
 
 def made_at(rev: str) -> Callable[[str], bool]:

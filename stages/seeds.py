@@ -34,11 +34,20 @@ def main(
         list[str] | None,
         typer.Option("--target", help="run only what these stages need (repeatable); default all"),
     ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="another params override for every experiment, e.g. "
+            "tracking.uri=http://127.0.0.1:5000 (repeatable)",
+        ),
+    ] = None,
 ) -> None:
     """Queue one experiment per seed and start the queue."""
+    overrides = [arg for kv in set_ or [] for arg in ("-S", kv)]
     for seed in seeds:
-        res = dvc("exp", "run", "--queue", "-S", f"runtime.seed={seed}", "-n", f"{PREFIX}{seed}",
-                  *(target or []))  # fmt: skip
+        res = dvc("exp", "run", "--queue", "-S", f"runtime.seed={seed}", *overrides,
+                  "-n", f"{PREFIX}{seed}", *(target or []))  # fmt: skip
         if res.returncode != 0:
             raise typer.Exit(res.returncode)
     if start:
