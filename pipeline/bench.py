@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from pipeline import accel
+from pipeline.accel import Accel
 from pipeline.chains import ChainsConfig, ChainTraining, train_against_chains
 from pipeline.data import ImageSet
 from pipeline.loop import batches
@@ -31,6 +33,13 @@ from pipeline.samplers import (
     run_chains,
 )
 from pipeline.train import LossConfig, TrainConfig, train_classifier
+
+# The training loops' GPU options, each alone (on a CPU, bf16 autocast is usually slower)
+GPU_PATH = (
+    ("bf16 autocast", Accel("bf16", False, False)),
+    ("channels-last", Accel("fp32", True, False)),
+    ("torch.compile", Accel("fp32", False, True)),
+)
 
 
 @dataclass
@@ -231,6 +240,15 @@ def run(model, data: ImageSet, device: torch.device, *, chains: int, steps: int,
     train_gf = seen * mix * GRAD_PASS * flops / plain / 1e9
     rows.append(Result("classifier training (real images)", "images/s", seen / plain,
                        epoch_work / naive, train_gf))  # fmt: skip
+    configured = accel.current()  # runtime's options, which the rows above ran with
+    for label, option in GPU_PATH:  # the same training with each option alone (pipeline.accel)
+        accel.use(option)
+        copy_ = copy.deepcopy(model)  # channels-last changes the model's memory in place
+        seconds = timed(lambda m=copy_: train_classifier(m, data, train_cfg, device=device,
+                                                         seed=0, where="bench"))  # fmt: skip
+        accel.use(configured)
+        rows.append(Result(f"classifier training, {label}", "images/s", seen / seconds, None,
+                           seen * mix * GRAD_PASS * flops / seconds / 1e9))  # fmt: skip
     setting = ChainTraining(
         train_cfg,
         LossConfig("extra_class", 1.0, "class", 0.0),

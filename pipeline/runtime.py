@@ -31,6 +31,10 @@ class RuntimeConfig:
     nodes: int
     rendezvous: str | None  # host:port of the torchrun rendezvous; needed when nodes > 1
     backend: Literal["gloo", "nccl"]  # gloo: CPUs (and GPUs); nccl: GPUs only
+    # The GPU path of the training loops (pipeline.accel); all off by default.
+    precision: Literal["fp32", "bf16"]  # bf16: autocast of the training forward passes
+    channels_last: bool  # channels-last memory for the training networks
+    compile: bool  # torch.compile the training networks
 
     def validate(self) -> None:
         if self.threads < 1:
@@ -62,7 +66,8 @@ def seed_everything(seed: int) -> None:
 
 
 def configure(cfg: RuntimeConfig) -> torch.device:
-    """Apply seeding, thread count and determinism; return the device to use."""
+    """Apply seeding, thread count, determinism and the training loops' GPU options; return
+    the device to use."""
     device = resolve_device(cfg.device)
     torch.set_num_threads(cfg.threads)
     if cfg.determinism == "strict":
@@ -74,6 +79,9 @@ def configure(cfg: RuntimeConfig) -> torch.device:
         torch.use_deterministic_algorithms(False)
         torch.backends.cudnn.benchmark = True
     seed_everything(cfg.seed)
+    from pipeline import accel  # imports pipeline.dist, which imports this module
+
+    accel.use(accel.Accel(cfg.precision, cfg.channels_last, cfg.compile))
     return device
 
 

@@ -24,8 +24,9 @@ from typing import Literal, Protocol
 import torch
 import torch.nn.functional as F
 
+from pipeline.accel import autocast, training_net
 from pipeline.data import ImageSet
-from pipeline.dist import mean_over_ranks, reseed_rank, rows, wrap
+from pipeline.dist import mean_over_ranks, reseed_rank, rows
 from pipeline.errors import ConfigError, check_finite
 from pipeline.infer import logits_of
 from pipeline.loop import EpochCallback, batches, run_epochs
@@ -221,7 +222,7 @@ def train_classifier(
     if (fakes is None) != (loss is None):
         raise ValueError("fakes and loss go together")
     model.to(device)
-    net = wrap(model)  # DDP across processes; `model` itself in one process
+    net = training_net(model)  # DDP, channels-last, compiled when asked (pipeline.accel)
     opt = make_optimizer(model, cfg)
     state = {"model": model, "optimizer": opt} | ({"fakes": fakes} if fakes is not None else {})
     k = train.num_classes
@@ -239,20 +240,22 @@ def train_classifier(
             x, y = x_all[idx].to(device), y_all[idx].to(device)
             if cfg.data_noise > 0:
                 x = x + cfg.data_noise * torch.randn_like(x)
-            logits = net(x)
-            real_ce = F.cross_entropy(logits, y)
-            total = real_ce
-            mix_ce = torch.zeros(())
-            if cfg.mixup_alpha > 0 and cfg.mixup_weight > 0:
-                xm, tm = mixup(x, y, k, cfg.mixup_alpha)
-                mix_ce = soft_cross_entropy(net(xm), tm)
-                total = total + cfg.mixup_weight * mix_ce
+            with autocast(device):  # bf16 when runtime.precision asks (pipeline.accel)
+                logits = net(x)
+                real_ce = F.cross_entropy(logits, y)
+                total = real_ce
+                mix_ce = torch.zeros(())
+                if cfg.mixup_alpha > 0 and cfg.mixup_weight > 0:
+                    xm, tm = mixup(x, y, k, cfg.mixup_alpha)
+                    mix_ce = soft_cross_entropy(net(xm), tm)
+                    total = total + cfg.mixup_weight * mix_ce
             fterm = torch.zeros(())
             if fakes is not None and loss is not None:
-                x_fake, t_fake, diag = fakes.draw(model, x, y)
+                x_fake, t_fake, diag = fakes.draw(model, x, y)  # the sampler runs in fp32
                 model.train()
                 onehot = F.one_hot(y, k).float()
-                fterm = fake_term(net, logits, onehot, x_fake, t_fake.to(device), loss)
+                with autocast(device):
+                    fterm = fake_term(net, logits, onehot, x_fake, t_fake.to(device), loss)
                 total = total + fterm
                 for key, v in diag.items():
                     sums[key] = sums.get(key, 0.0) + v

@@ -23,8 +23,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pipeline.accel import autocast, training_net
 from pipeline.config import Overrides, apply_overrides
-from pipeline.dist import mean_over_ranks, rows, wrap
+from pipeline.dist import mean_over_ranks, rows
 from pipeline.errors import ConfigError, check_finite
 from pipeline.infer import device_of
 from pipeline.loop import EpochCallback, run_epochs
@@ -330,7 +331,7 @@ def train(
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     k, dev = generator.num_classes, device_of(generator)
-    g_net, d_net = wrap(generator), wrap(discriminator)  # DDP across processes (pipeline.dist)
+    g_net, d_net = training_net(generator), training_net(discriminator)  # pipeline.accel
     steps = max(1, len(images) // cfg.batch_size)
     state = {"generator": generator, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}
 
@@ -347,18 +348,19 @@ def train(
             mine = rows(b)  # this rank's share of the batch (all of it in one process)
             idx, z, y_fake = idx[mine], z[mine].to(dev), y_fake[mine].to(dev)
             x_real, y_real = images[idx].to(dev), labels[idx].to(dev)
-            x_fake = g_net(z, y_fake)  # (B, C, H, W)
-
-            src_r, cls_r = d_net(x_real)
-            src_f, cls_f = d_net(x_fake.detach())
-            d_loss, d_terms = discriminator_loss(src_r, cls_r, y_real, src_f, cls_f, y_fake)
+            with autocast(dev):  # bf16 when runtime.precision asks (pipeline.accel)
+                x_fake = g_net(z, y_fake)  # (B, C, H, W)
+                src_r, cls_r = d_net(x_real)
+                src_f, cls_f = d_net(x_fake.detach())
+                d_loss, d_terms = discriminator_loss(src_r, cls_r, y_real, src_f, cls_f, y_fake)
             check_finite(d_loss.detach(), f"acgan: D loss at epoch {epoch + 1}, step {step}")
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
 
-            src_f, cls_f = d_net(x_fake)
-            g_loss = generator_loss(src_f, cls_f, y_fake, cfg.generator_loss)
+            with autocast(dev):
+                src_f, cls_f = d_net(x_fake)
+                g_loss = generator_loss(src_f, cls_f, y_fake, cfg.generator_loss)
             check_finite(g_loss.detach(), f"acgan: G loss at epoch {epoch + 1}, step {step}")
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()

@@ -21,7 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pipeline.dist import mean_over_ranks, rows, wrap
+from pipeline.accel import autocast, training_net
+from pipeline.dist import mean_over_ranks, rows
 from pipeline.draws import dirichlet
 from pipeline.errors import ConfigError, DataError
 from pipeline.infer import batched, device_of
@@ -121,7 +122,7 @@ def train_decoder(
     """Fit decoder(latents) ~ images (MSE) with Adam; latents are fixed (the encoder is frozen)."""
     opt = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
     dev = device_of(decoder)
-    net = wrap(decoder)  # DDP across processes (pipeline.dist); `decoder` in one process
+    net = training_net(decoder)  # DDP, channels-last, compiled when asked (pipeline.accel)
     steps = max(1, len(latents) // cfg.batch_size)
 
     def epoch_fn(epoch: int) -> dict[str, float]:
@@ -131,7 +132,8 @@ def train_decoder(
         for step in range(steps):
             idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             idx = idx[rows(len(idx))]  # this rank's share of the batch
-            loss = F.mse_loss(net(latents[idx].to(dev)), images[idx].to(dev))
+            with autocast(dev):  # bf16 when runtime.precision asks (pipeline.accel)
+                loss = F.mse_loss(net(latents[idx].to(dev)), images[idx].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

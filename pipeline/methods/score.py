@@ -25,9 +25,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from pipeline.accel import autocast, training_net
 from pipeline.chains import class_mean_grams
 from pipeline.data import ImageSet
-from pipeline.dist import chain_rows, mean_over_ranks, reseed_rank, rows, share, wrap
+from pipeline.dist import chain_rows, mean_over_ranks, reseed_rank, rows, share
 from pipeline.errors import ConfigError, check_finite
 from pipeline.infer import batched
 from pipeline.loop import EpochCallback, batches, run_epochs
@@ -119,7 +120,7 @@ def train_score_classifier(
 ) -> list[dict[str, float]]:
     """CE + dsm_weight * DSM at a level drawn uniformly per image; returns per-epoch metrics."""
     model.to(device)
-    net = wrap(model)  # DDP across processes (pipeline.dist); `model` in one process
+    net = training_net(model, compile_ok=False)  # DSM differentiates twice: not compiled
     opt = make_optimizer(model, cfg.train)
     sigmas = torch.tensor(cfg.noise.sigmas)
     x_all, y_all = train.float_images(), train.labels
@@ -135,9 +136,10 @@ def train_score_classifier(
             idx = idx[rows(len(idx))]  # this rank's share of the batch
             x, y = x_all[idx].to(device), y_all[idx].to(device)
             sigma = sigmas[torch.randint(len(sigmas), (len(idx),))].to(device)
-            dsm, logits = dsm_loss(net, x, y, sigma, torch.randn_like(x))
-            ce = F.cross_entropy(logits, y)
-            total = ce + cfg.dsm_weight * dsm.mean()
+            with autocast(device):  # bf16 when runtime.precision asks (pipeline.accel)
+                dsm, logits = dsm_loss(net, x, y, sigma, torch.randn_like(x))
+                ce = F.cross_entropy(logits, y)
+                total = ce + cfg.dsm_weight * dsm.mean()
             check_finite(total.detach(), f"{NAME}: loss at epoch {epoch + 1}, step {step}")
             opt.zero_grad(set_to_none=True)
             total.backward()
