@@ -74,6 +74,26 @@ def test_one_process_runs_in_process_and_two_launch_torchrun(tiny_params):
     assert torchrun_args("evaluate", []) is None  # not a data-parallel command
 
 
+def test_the_torchrun_launch_follows_runtime(tmp_path, tiny_params):
+    from stages.cli import torchrun_args
+
+    two = params_file(tmp_path, tiny_params, 2, "two")
+    cmd = ["--params", str(two)]
+    assert torchrun_args("classifier", cmd) == [
+        "-m", "torch.distributed.run", "--nproc-per-node", "2", "--nnodes", "1", "--standalone"
+    ]  # fmt: skip
+    assert torchrun_args("evaluate", cmd) is None  # evaluation stays in one process
+    tiny_params["runtime"].update(nodes=3, rendezvous="10.0.0.1:29400")
+    many = params_file(tmp_path, tiny_params, 4, "many")
+    launch = torchrun_args("stic-round", ["--round", "r1", "--params", str(many)])
+    assert launch[:6] == ["-m", "torch.distributed.run", "--nproc-per-node", "4", "--nnodes", "3"]
+    assert launch[6:10] == ["--rdzv-backend", "c10d", "--rdzv-endpoint", "10.0.0.1:29400"]
+    # every node derives the same job id from the same command, another command another id
+    other = torchrun_args("stic-round", ["--round", "r2", "--params", str(many)])
+    assert launch[10] == "--rdzv-id" and launch[11] != other[11]
+    assert launch == torchrun_args("stic-round", ["--round", "r1", "--params", str(many)])
+
+
 def test_write_helpers_write_on_local_rank_zero_only(tmp_path, monkeypatch):
     from stages.skeleton import write_metrics
 
@@ -150,3 +170,13 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_result(data, tmp_
         assert torch.equal(v, b["state_dict"][k]), k
     assert torch.equal(a["chains"]["images"], b["chains"]["images"])
     assert not resume.exists()  # the finished run removed its snapshot
+
+
+def test_several_nodes_without_a_rendezvous_are_refused(tmp_path, tiny_params):
+    from pipeline.config import load_sections
+    from pipeline.errors import ConfigError
+    from pipeline.runtime import RuntimeConfig
+
+    tiny_params["runtime"]["nodes"] = 2
+    with pytest.raises(ConfigError, match="rendezvous"):
+        load_sections(params_file(tmp_path, tiny_params, 1, "p"), {"runtime": RuntimeConfig})
