@@ -180,3 +180,26 @@ def test_several_nodes_without_a_rendezvous_are_refused(tmp_path, tiny_params):
     tiny_params["runtime"]["nodes"] = 2
     with pytest.raises(ConfigError, match="rendezvous"):
         load_sections(params_file(tmp_path, tiny_params, 1, "p"), {"runtime": RuntimeConfig})
+
+
+@pytest.mark.slow
+def test_every_training_loop_runs_under_two_processes(tmp_path, tiny_params):
+    """The baseline, a STIC round (persistent chains with the Gram term, sharded) and its samples,
+    the score classifier (double backward through DDP), the AC-GAN and the ReGene decoder, each
+    under torchrun with 2 processes: they finish and write their outputs once."""
+    from test_reproducibility import chain
+
+    tiny_params["tracking"]["enabled"] = False
+    two = params_file(tmp_path, tiny_params, 2, "p2")
+    d = tmp_path / "run"
+    chain(d, two)  # prepare (1 process), baseline, stic-round r1, stic-sample r1
+    cgen(*train_cmd("score", d, d, two))
+    cgen("acgan-train", "--variant", "acgan", "--train", d / "train.pt", "--model-out",
+         d / "acgan.pt", "--metrics", d / "acgan.json", "--figure", d / "acgan.png",
+         "--params", two)  # fmt: skip
+    cgen("regene-train", "--classifier", d / "r0.pt", "--train", d / "train.pt", "--test",
+         d / "test.pt", "--model-out", d / "regene.pt", "--metrics", d / "regene.json",
+         "--figure", d / "regene.png", "--params", two)  # fmt: skip
+    for name in ("r0", "r1", "r1_samples", "score", "acgan", "regene"):
+        assert (d / f"{name}.pt").is_file(), name
+    assert json.loads((d / "r1.json").read_text())["test_accuracy"] > 0

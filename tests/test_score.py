@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from pipeline.methods.score import dsm_loss, sample, train_score_classifier
+from pipeline.methods.score import Levels, dsm_loss, sample, train_score_classifier
 from pipeline.models import ModelConfig, build_model, model_args
 
 
@@ -34,9 +34,9 @@ def test_dsm_loss_is_zero_for_the_true_score():
     x = mu[y]
     sigma = torch.tensor([0.5, 0.1, 1.0, 0.3, 0.05])
     xi = torch.randn(x.shape, generator=gen)
-    exact, _ = dsm_loss(ExactScore(mu), x, y, sigma, xi)
+    exact, _ = dsm_loss(Levels(ExactScore(mu)), x, y, sigma, xi)
     assert torch.allclose(exact, torch.zeros(5), atol=1e-4)
-    wrong, _ = dsm_loss(ExactScore(mu, scale=0.5), x, y, sigma, xi)
+    wrong, _ = dsm_loss(Levels(ExactScore(mu, scale=0.5)), x, y, sigma, xi)
     assert (wrong > 1.0).all()
 
 
@@ -44,7 +44,7 @@ def test_dsm_loss_trains_the_network_by_double_backward():
     cfg = ModelConfig(arch="score_cnn", width=4, dropout=0.0, norm="none")
     model = build_model(model_args(cfg, 1, 3)).train()
     x, y = torch.rand(4, 1, 8, 8) * 2 - 1, torch.tensor([0, 1, 2, 0])
-    loss, logits = dsm_loss(model, x, y, torch.full((4,), 0.3), torch.randn(4, 1, 8, 8))
+    loss, logits = dsm_loss(Levels(model), x, y, torch.full((4,), 0.3), torch.randn(4, 1, 8, 8))
     loss.mean().backward()
     assert logits.shape == (4, 3)
     assert all(p.grad is not None for p in model.film.parameters())  # reached through d/dx

@@ -23,6 +23,7 @@ import dataclasses
 from dataclasses import dataclass
 
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from pipeline.accel import autocast, training_net
@@ -93,16 +94,29 @@ class ScoreStiCConfig:
             raise ConfigError("dsm_weight: must be >= 0")
 
 
+class Levels(nn.Module):
+    """g(x, sigma) -> logits (B, K), one level per image, as one forward call: what a training
+    loop wraps (pipeline.accel; DDP synchronises gradients through forward calls only)."""
+
+    def __init__(self, net: ScoreCNN):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        latent, _ = self.net.features_at(x, sigma)
+        return self.net.head(latent)
+
+
 def dsm_loss(
-    model: ScoreCNN, x: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor, xi: torch.Tensor
+    g: nn.Module, x: torch.Tensor, y: torch.Tensor, sigma: torch.Tensor, xi: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(per-image DSM loss (B,) = 0.5 ||grad_x~ g(x~, sigma)[y] + xi||^2, logits (B, K)) at
-    x~ = x + sigma xi; the graph is kept so the loss trains the network (double backward)."""
+    x~ = x + sigma xi, with `g` a `Levels` (or its DDP wrapper); the graph is kept so the loss
+    trains the network (double backward)."""
     noisy = (x + sigma.view(-1, 1, 1, 1) * xi).requires_grad_(True)
-    latent, _ = model.features_at(noisy, sigma)
-    logits = model.head(latent)
+    logits = g(noisy, sigma)
     (grad,) = torch.autograd.grad(
-        logits.gather(1, y[:, None]).sum(), noisy, create_graph=model.training
+        logits.gather(1, y[:, None]).sum(), noisy, create_graph=torch.is_grad_enabled()
     )
     return 0.5 * (grad + xi).pow(2).flatten(1).sum(1), logits
 
@@ -120,7 +134,7 @@ def train_score_classifier(
 ) -> list[dict[str, float]]:
     """CE + dsm_weight * DSM at a level drawn uniformly per image; returns per-epoch metrics."""
     model.to(device)
-    net = training_net(model, compile_ok=False)  # DSM differentiates twice: not compiled
+    net = training_net(Levels(model), compile_ok=False)  # DSM differentiates twice: no compile
     opt = make_optimizer(model, cfg.train)
     sigmas = torch.tensor(cfg.noise.sigmas)
     x_all, y_all = train.float_images(), train.labels
