@@ -13,7 +13,8 @@ How work is split, so that a run on N processes does the same work as one proces
   the whole chain batch from the same generator and keeps its rows (`Rows`), so
   a chain's noise does not depend on how many processes run it; the advanced chains are gathered,
   and the gathered sample set equals the single-process one.
-- outputs: rank 0 alone writes files and the tracked run (`is_main`).
+- outputs: local rank 0 writes files (`writes_files`: every machine gets the same outputs), rank 0
+  alone the tracked run (`is_main`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,6 @@ import torch
 
 from pipeline.errors import ConfigError
 from pipeline.runtime import derive_seed
-
-BACKENDS = ("gloo", "nccl")
 
 
 @dataclass(frozen=True)
@@ -77,8 +76,6 @@ def init(backend: str, device: torch.device) -> torch.device:
     w = world()
     if w.size == 1 or active():
         return device
-    if backend not in BACKENDS:
-        raise ConfigError(f"runtime.backend: {backend!r} is not one of {', '.join(BACKENDS)}")
     if backend == "nccl" and device.type != "cuda":
         raise ConfigError("runtime.backend: nccl needs CUDA devices; use gloo on CPUs")
     if device.type == "cuda":
@@ -199,13 +196,11 @@ def sum_over_ranks(values: list[float]) -> list[float]:
     return v.tolist()
 
 
-def mean_over_ranks(row: dict[str, float], weight: float = 1.0) -> dict[str, float]:
-    """Weighted mean over ranks of each value of `row` (an epoch's training metrics, each rank's
-    mean over its share): what one process would have logged. One process: `row` itself."""
+def mean_over_ranks(row: dict[str, float]) -> dict[str, float]:
+    """Mean over ranks of each value of `row` (an epoch's training metrics, each rank's mean over
+    its share): what one process would have logged. One process: `row` itself."""
     if not active():
         return row
     keys = sorted(row)
-    v = torch.tensor([weight, *(weight * row[k] for k in keys)], dtype=torch.float64)
-    v = v.to(comm_device())
-    torch.distributed.all_reduce(v)
-    return {k: float(v[i + 1] / v[0]) for i, k in enumerate(keys)}
+    means = sum_over_ranks([row[k] for k in keys])
+    return {k: m / world().size for k, m in zip(keys, means, strict=True)}
