@@ -172,3 +172,19 @@ def test_where(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)
     assert run("where") == 0
     assert "reports/report.md" in capsys.readouterr().out
+
+
+def test_strict_determinism_without_importing_the_compiler():
+    """torch.use_deterministic_algorithms imports torch.compile's stack (0.8 s of every stage's
+    start-up); configure sets the same ATen flag without it unless runtime.compile is on."""
+    code = (
+        "import sys, torch\n"
+        "from pipeline.runtime import RuntimeConfig, configure\n"
+        "for det in ('strict', 'fast'):\n"
+        "    configure(RuntimeConfig(seed=0, device='cpu', determinism=det, threads=1,\n"
+        "        processes=1, nodes=1, rendezvous=None, backend='gloo', precision='fp32',\n"
+        "        channels_last=False, compile=False))\n"
+        "    print(torch.are_deterministic_algorithms_enabled(), 'torch._dynamo' in sys.modules)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert res.stdout.split() == ["True", "False", "False", "False"], res.stderr
