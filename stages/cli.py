@@ -141,6 +141,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# Helpers that drive DVC, MLflow or git: they keep Python's normal exit and its atexit handlers
+HELPERS = {"params", "seeds", "compare", "sweep", "track", "bench", "where"}
+
+
 def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point. A stage that returned has written and closed its outputs (and
+    spooled its run): it skips the interpreter's teardown, 0.45 s with torch and matplotlib
+    loaded, a quarter of a stage's fixed cost here."""
+    code = main()
+    if len(sys.argv) > 1 and sys.argv[1] in COMMANDS and sys.argv[1] not in HELPERS:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
