@@ -4,10 +4,14 @@ an unreachable store never breaks a stage and loses no run."""
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
+from pipeline import tracking
 from pipeline.tracking import SPOOL, Tracker, TrackingConfig, flatten, flush, pending
+
+REAL_SPAWN = tracking.spawn_flusher  # the autouse fixture replaces it in every test
 
 
 def cfg(uri, enabled=True):
@@ -93,3 +97,32 @@ def test_the_record_holds_wall_clock_times_but_no_dvc_output_does(tmp_path):
     rec = json.loads(pending(tmp_path)[0].read_text())
     assert rec["end_ms"] >= rec["start_ms"] > 0
     assert all(len(m) == 4 for m in rec["metrics"])
+
+
+def test_one_detached_flusher_logs_the_runs_of_consecutive_stages(tmp_path, monkeypatch):
+    """The flusher a stage starts lingers for the next stages' runs: they start no other."""
+    import mlflow
+
+    def wait_for(condition, seconds=60.0):
+        end = time.monotonic() + seconds
+        while not condition():
+            assert time.monotonic() < end, "timed out"
+            time.sleep(0.1)
+
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    monkeypatch.setenv("CGEN_FLUSH_LINGER", "4")
+    spool_one(tmp_path, uri, "a")
+    REAL_SPAWN(tmp_path)
+    wait_for(lambda: not pending(tmp_path))
+    assert tracking.flusher_alive(tmp_path)
+    started = []
+    monkeypatch.setattr(tracking.subprocess, "Popen", lambda *a, **k: started.append(a))
+    spool_one(tmp_path, uri, "b")
+    REAL_SPAWN(tmp_path)  # the next stage: the living flusher takes its run
+    wait_for(lambda: not pending(tmp_path))
+    assert started == []
+    wait_for(lambda: not tracking.flusher_alive(tmp_path), 30)  # gone after its linger
+    mlflow.set_tracking_uri(uri)
+    found = mlflow.search_runs(experiment_names=["t"], filter_string="tags.round = 'r1'")
+    assert sorted(found["tags.mlflow.runName"]) == ["a", "b"]
+    assert "Traceback" not in (tmp_path / tracking.FLUSH_LOG).read_text()
