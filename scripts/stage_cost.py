@@ -124,6 +124,7 @@ def summary(result: dict) -> dict[str, float | int | None]:
         "`dvc repro` wall time (s)": result["total"],
         "stages' own work (s)": sum(s["work"] for s in tracked),
         "processes' fixed cost (s)": sum(s["fixed"] for s in tracked),
+        "processes' wall time (s)": sum(s["wall"] for s in st),
         "DVC between stages (s)": sum(s["dvc_before"] for s in st) + result["dvc_after"],
         "fixed cost per stage, median (s)": statistics.median(s["fixed"] for s in tracked),
         "fixed cost per stage, max (s)": max(s["fixed"] for s in tracked),
