@@ -55,15 +55,29 @@ class Result:
         return None if self.naive_rate is None else self.rate / self.naive_rate
 
 
-def timed(fn: Callable[[], object], repeat: int = 1) -> float:
+REPEAT = 5  # timed calls per figure; the best one counts
+
+
+def timed(fn: Callable[[], object], repeat: int = REPEAT) -> float:
     """Best wall time of `repeat` calls (after one warm-up call)."""
-    fn()
-    best = math.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
+    return timed_pair(fn, None, repeat)[0]
+
+
+def timed_pair(
+    ours: Callable[[], object], naive: Callable[[], object] | None, repeat: int = REPEAT
+) -> tuple[float, float]:
+    """Best wall times of `ours` and `naive`, called in turn (after a warm-up call each), so
+    that a drift in the machine's load falls on both alike."""
+    fns = [ours] if naive is None else [ours, naive]
+    best = [math.inf] * len(fns)
+    for fn in fns:
         fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    for _ in range(repeat):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best[0], best[-1] if naive is not None else math.nan
 
 
 def matmul_gflops(device: torch.device, size: int = 1024, repeat: int = 5) -> float:
@@ -194,19 +208,20 @@ def run(model, data: ImageSet, device: torch.device, *, chains: int, steps: int,
     mala = sampler_config(True, 5e-5, 1e-7)
     fn = classifier_density(model, targets.to(device), mala, "log_softmax")
     log_eps = torch.full((chains,), math.log(mala.step_size))
-    ours = timed(lambda: run_chains(fn, x0, log_eps, mala, torch.Generator().manual_seed(1),
-                                    steps=steps))  # fmt: skip
-    naive = timed(lambda: naive_mala(model, targets, x0, mala.step_size, mala.temperature,
-                                     steps, torch.Generator().manual_seed(1)))  # fmt: skip
+    ours, naive = timed_pair(
+        lambda: run_chains(fn, x0, log_eps, mala, torch.Generator().manual_seed(1), steps=steps),
+        lambda: naive_mala(model, targets, x0, mala.step_size, mala.temperature, steps,
+                           torch.Generator().manual_seed(1)),
+    )  # fmt: skip
     rate, gf = rate_and_flops(ours, 1.0)
     rows.append(Result("GRMALA (MH, reflected box)", "image-steps/s", rate, work / naive, gf))
 
     sgld = sampler_config(False, 5e-5, 5e-5)
     fn = classifier_density(model, targets.to(device), sgld, "logit")
-    ours = timed(lambda: run_chains(fn, x0, log_eps, sgld, torch.Generator().manual_seed(1),
-                                    steps=steps))  # fmt: skip
-    naive = timed(lambda: naive_sgld(model, targets, x0, 1.0, 0.01, steps,
-                                     torch.Generator().manual_seed(1)))  # fmt: skip
+    ours, naive = timed_pair(
+        lambda: run_chains(fn, x0, log_eps, sgld, torch.Generator().manual_seed(1), steps=steps),
+        lambda: naive_sgld(model, targets, x0, 1.0, 0.01, steps, torch.Generator().manual_seed(1)),
+    )
     rate, gf = rate_and_flops(ours, 1.0)
     rows.append(Result("SGLD (JEM's sampler)", "image-steps/s", rate, work / naive, gf))
 
@@ -215,26 +230,21 @@ def run(model, data: ImageSet, device: torch.device, *, chains: int, steps: int,
     ann = sampler_config(True, 1.0, 1e-5)
     sigmas = [1.0, 0.3, 0.1, 0.03]
     fns = {s: classifier_density(model, targets.to(device), ann, "logit") for s in sigmas}
-    ours = timed(
-        lambda: run_annealed(
-            lambda s: fns[s],
-            x0,
-            sigmas,
-            ann,
-            torch.Generator().manual_seed(1),
-            steps_per_level=per_level,
-        )
-    )
-    naive = timed(lambda: naive_mala(model, targets, x0, ann.step_size, 1.0, levels * per_level,
-                                     torch.Generator().manual_seed(1)))  # fmt: skip
+    ours, naive = timed_pair(
+        lambda: run_annealed(lambda s: fns[s], x0, sigmas, ann, torch.Generator().manual_seed(1),
+                             steps_per_level=per_level),
+        lambda: naive_mala(model, targets, x0, ann.step_size, 1.0, levels * per_level,
+                           torch.Generator().manual_seed(1)),
+    )  # fmt: skip
     ann_work = chains * levels * per_level
     rows.append(Result("annealed Langevin (Score-STIC)", "image-steps/s", ann_work / ours,
                        ann_work / naive, ann_work * GRAD_PASS * flops / ours / 1e9))  # fmt: skip
 
     epoch_work = len(data)
-    plain = timed(lambda: train_classifier(model, data, train_cfg, device=device, seed=0,
-                                           where="bench"))  # fmt: skip
-    naive = timed(lambda: naive_train_epoch(model, data, train_cfg, device))
+    plain, naive = timed_pair(
+        lambda: train_classifier(model, data, train_cfg, device=device, seed=0, where="bench"),
+        lambda: naive_train_epoch(model, data, train_cfg, device),
+    )
     mix = 2 if train_cfg.mixup_alpha > 0 else 1  # the naive loop has no mixup: bench without it
     seen = epoch_work * train_cfg.epochs
     train_gf = seen * mix * GRAD_PASS * flops / plain / 1e9
@@ -290,9 +300,10 @@ def evaluation(judge, data: ImageSet, device: torch.device, flops: float) -> lis
 
     images = data.images
     n = len(images)
-    ours = timed(lambda: M.judge_features(judge, images, 256, device))
-    naive = timed(lambda: [M.judge_features(judge, images[i : i + 1], 1, device)
-                           for i in range(n)])  # fmt: skip
+    ours, naive = timed_pair(
+        lambda: M.judge_features(judge, images, 256, device),
+        lambda: [M.judge_features(judge, images[i : i + 1], 1, device) for i in range(n)],
+    )
     rows = [Result("judge features", "images/s", n / ours, n / naive, n * flops / ours / 1e9)]
     feats = M.judge_features(judge, images, 256, device)
     half = n // 2

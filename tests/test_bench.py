@@ -1,0 +1,34 @@
+"""The benchmark (`make bench`) on tiny data: every row measured, ratios against the naive loops."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from conftest import small_cnn
+
+from pipeline import bench
+from pipeline.train import TrainConfig
+
+
+def test_ours_and_the_naive_reference_are_timed_in_turn():
+    calls = []
+    bench.timed_pair(lambda: calls.append("ours"), lambda: calls.append("naive"), repeat=3)
+    assert calls == ["ours", "naive"] * 4  # a warm-up each, then alternating
+
+
+def test_every_row_on_tiny_data(tiny_data):
+    model, _ = small_cnn()
+    cfg = TrainConfig(epochs=1, batch_size=16, lr=1e-3, optimizer="adam", weight_decay=0.0,
+                      momentum=0.9, lr_schedule="constant", mixup_alpha=0.0, mixup_weight=0.0,
+                      data_noise=0.0, checkpoint_every=1)  # fmt: skip
+    peak, rows = bench.run(model, tiny_data, torch.device("cpu"), chains=12, steps=4,
+                           train_cfg=cfg)  # fmt: skip
+    assert peak > 0
+    names = [r.name for r in rows]
+    assert names[:3] == ["GRMALA (MH, reflected box)", "SGLD (JEM's sampler)",
+                         "annealed Langevin (Score-STIC)"]  # fmt: skip
+    assert {"judge features", "training with synthesis (10 MH steps per batch)"} <= set(names)
+    assert all(math.isfinite(r.rate) and r.rate > 0 for r in rows)
+    compared = [r for r in rows if r.naive_rate is not None]
+    assert len(compared) == 5 and all(r.speedup > 0 for r in compared)
