@@ -16,6 +16,8 @@ from pipeline.models import ModelConfig, build_model, model_args
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+# The flushers the end-to-end tests start leave soon after their runs (each holds MLflow, ~230 MB)
+os.environ.setdefault("CGEN_FLUSH_LINGER", "2")
 
 
 def pytest_collection_modifyitems(config, items):
