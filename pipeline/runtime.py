@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from pipeline.errors import ConfigError
+from pipeline.numerics import Numerics
 
 DeviceName = Literal["auto", "cpu", "cuda"]
 Determinism = Literal["strict", "fast"]
@@ -25,6 +26,10 @@ class RuntimeConfig:
     device: DeviceName
     determinism: Determinism  # strict: deterministic kernels (slower on GPU)
     threads: int  # CPU threads; fixed because float reductions depend on the thread count
+    # portable: the CPU libraries pinned to kernels that give the same numbers on every x86-64
+    # machine with AVX2 (pipeline.numerics; applied by cgen before torch loads); native: the
+    # machine's fastest kernels, whose numbers depend on the CPU
+    numerics: Numerics
     # Data parallelism (pipeline.dist): training and sampling stages launch through torchrun with
     # `processes` per node on `nodes` machines; 1 x 1 runs in this process, as always.
     processes: int

@@ -44,6 +44,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from pipeline import numerics
 from pipeline.dist import Rows, gather_rows, sum_over_ranks
 from pipeline.errors import ConfigError, check_finite
 from pipeline.train import ClassTerm
@@ -289,7 +290,7 @@ def mala_step(
     if precond is not None:
         e = e * precond
     moving = e > 0
-    std = torch.sqrt(2 * e).clamp_min(1e-30)
+    std = numerics.sqrt(2 * e).clamp_min(1e-30)  # the same on every CPU (pipeline.numerics)
     mean_fwd = x + e * grad
     xi = draw_rows(torch.randn, x.shape, rows, generator=gen, dtype=x.dtype).to(x.device)
     prop = mean_fwd + std * xi

@@ -24,6 +24,7 @@ from typing import Literal, Protocol
 import torch
 import torch.nn.functional as F
 
+from pipeline import numerics
 from pipeline.accel import autocast, training_net
 from pipeline.data import ImageSet
 from pipeline.dist import mean_over_ranks, reseed_rank, rows
@@ -191,7 +192,7 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
         return torch.optim.SGD(
             model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
         )
-    return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return numerics.adam(model.parameters(), cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def lr_factor(cfg: TrainConfig, epoch: int) -> float:

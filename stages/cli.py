@@ -50,6 +50,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "track": ("stages.track", "flush spooled runs into MLflow"),
     "bench": ("stages.bench", "benchmark samplers, training and evaluation against naive loops"),
     "where": ("stages.where", "where the results and the MLflow runs are"),
+    "machine": ("stages.machine", "does this machine compute the committed numbers?"),
+    "dvc-deps": ("stages.dvc_deps", "check or write dvc.yaml's module deps from the imports"),
 }
 
 
@@ -60,18 +62,30 @@ PARALLEL = {
 }  # fmt: skip
 
 
-def torchrun_args(name: str, rest: list[str]) -> list[str] | None:
-    """The torchrun launch of `cgen NAME REST` when its parameter file's `runtime` asks for more
-    than one process, else None (also inside torchrun, which sets RANK). The strict check of
-    these keys is the `check` stage's and the stage's own; here, absent means one process."""
-    if name not in PARALLEL or "RANK" in os.environ:
-        return None
+def runtime_section(rest: list[str]) -> dict:
+    """The `runtime` section of the command's parameter file (`--params`, else params.yaml), read
+    as plain YAML before anything heavy is imported; {} when there is none. The strict check of
+    its keys is the `check` stage's and the stage's own; here, an absent key means its default."""
     params = Path(rest[rest.index("--params") + 1]) if "--params" in rest else Path("params.yaml")
     if not params.is_file():
-        return None
+        return {}
     import yaml
 
-    runtime = (yaml.safe_load(params.read_text()) or {}).get("runtime") or {}
+    try:
+        loaded = yaml.safe_load(params.read_text()) or {}
+    except yaml.YAMLError:
+        return {}  # the stage's own loader reports it, naming the file
+    runtime = loaded.get("runtime") if isinstance(loaded, dict) else None
+    return runtime if isinstance(runtime, dict) else {}
+
+
+def torchrun_args(name: str, rest: list[str], runtime: dict | None = None) -> list[str] | None:
+    """The torchrun launch of `cgen NAME REST` when its `runtime` section (read from the
+    parameter file when not given) asks for more than one process, else None (also inside
+    torchrun, which sets RANK)."""
+    if name not in PARALLEL or "RANK" in os.environ:
+        return None
+    runtime = runtime_section(rest) if runtime is None else runtime
     procs, nodes = int(runtime.get("processes", 1)), int(runtime.get("nodes", 1))
     if procs * nodes == 1:
         return None
@@ -116,7 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"error: no command '{name}'\n\n{usage()}", file=sys.stderr)
         return 2
-    launch = torchrun_args(name, rest)
+    runtime = runtime_section(rest)
+    from pipeline import numerics
+
+    # before torch or numpy load: the pins are read when the libraries start (pipeline.numerics)
+    numerics.apply("native" if runtime.get("numerics") == "native" else "portable")
+    launch = torchrun_args(name, rest, runtime)
     if launch is not None:  # the same command, once per rank, under torchrun
         os.execv(sys.executable, [sys.executable, *launch, "-m", "stages", name, *rest])
     setup_logging()
@@ -142,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # Helpers that drive DVC, MLflow or git: they keep Python's normal exit and its atexit handlers
-HELPERS = {"params", "seeds", "compare", "sweep", "track", "bench", "where"}
+HELPERS = {
+    "params", "seeds", "compare", "sweep", "track", "bench", "where", "machine", "dvc-deps"
+}  # fmt: skip
 
 
 def run() -> None:

@@ -10,6 +10,7 @@ between `with stage(...) as st:` and a `write_*` call.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from typing import Annotated, Any
 import torch
 import typer
 
-from pipeline import dist
+from pipeline import dist, numerics
 from pipeline.config import load_sections, to_dict
 from pipeline.io import atomic_write_json
 from pipeline.runtime import RuntimeConfig, configure, derive_seed, generator
@@ -39,6 +40,7 @@ Resume = Annotated[
 TrainData = Annotated[Path, typer.Option("--train", help="prepared training split")]
 TestData = Annotated[Path, typer.Option("--test", help="prepared test split")]
 PARAMS_DEFAULT = Path("params.yaml")
+log = logging.getLogger(__name__)
 
 
 def repo_root() -> Path:
@@ -79,6 +81,13 @@ def stage(
         params_file, {"runtime": RuntimeConfig, "tracking": TrackingConfig, **sections}
     )
     device = dist.init(cfg["runtime"].backend, configure(cfg["runtime"]))
+    machine = numerics.fingerprint(cfg["runtime"].numerics, cfg["runtime"].threads)
+    for problem in numerics.problems(machine):
+        log.warning(
+            "runtime.numerics is portable, but %s: this machine's numbers will differ from the "
+            "committed ones (bin/cgen machine compares)",
+            problem,
+        )
     root = repo_root()
     tracking = cfg["tracking"]
     if not dist.is_main():
@@ -87,7 +96,8 @@ def stage(
         tracking,
         root=root,
         run_name=name,
-        tags=stage_tags(root, str(device), params_file, **(tags or {})),
+        tags=stage_tags(root, str(device), params_file, **(tags or {}))
+        | {f"machine.{k}": v for k, v in machine.items()},
         params={k: to_dict(v) for k, v in cfg.items() if k != "tracking"},
         system_metrics=system_metrics,
     )

@@ -6,6 +6,11 @@ import copy
 import os
 from pathlib import Path
 
+from pipeline import numerics
+
+# In-process tests compute like the stages: the portable pins, set before torch and numpy load
+numerics.apply("portable")
+
 import pytest
 import torch
 import yaml

@@ -182,7 +182,8 @@ def test_strict_determinism_without_importing_the_compiler():
         "from pipeline.runtime import RuntimeConfig, configure\n"
         "for det in ('strict', 'fast'):\n"
         "    configure(RuntimeConfig(seed=0, device='cpu', determinism=det, threads=1,\n"
-        "        processes=1, nodes=1, rendezvous=None, backend='gloo', precision='fp32',\n"
+        "        numerics='portable', processes=1, nodes=1, rendezvous=None, backend='gloo',\n"
+        "        precision='fp32',\n"
         "        channels_last=False, compile=False))\n"
         "    print(torch.are_deterministic_algorithms_enabled(), 'torch._dynamo' in sys.modules)\n"
     )

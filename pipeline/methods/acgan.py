@@ -23,6 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pipeline import numerics
 from pipeline.accel import autocast, training_net
 from pipeline.config import Overrides, apply_overrides
 from pipeline.dist import mean_over_ranks, rows
@@ -328,8 +329,8 @@ def train(
 
     images (N, C, H, W) in [-1, 1], labels (N,). Fake classes are drawn uniformly. Dropout uses the
     global torch RNG: the caller seeds it for bit-identical reruns (snapshots keep it)."""
-    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    opt_d = torch.optim.Adam(discriminator.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opt_g = numerics.adam(generator.parameters(), cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opt_d = numerics.adam(discriminator.parameters(), cfg.lr, betas=(cfg.beta1, cfg.beta2))
     k, dev = generator.num_classes, device_of(generator)
     g_net, d_net = training_net(generator), training_net(discriminator)  # pipeline.accel
     steps = max(1, len(images) // cfg.batch_size)

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from pipeline import numerics
 from pipeline.accel import autocast, training_net
 from pipeline.dist import mean_over_ranks, rows
 from pipeline.draws import dirichlet
@@ -120,7 +121,7 @@ def train_decoder(
     snapshots: Snapshots | None = None,
 ) -> list[dict[str, float]]:
     """Fit decoder(latents) ~ images (MSE) with Adam; latents are fixed (the encoder is frozen)."""
-    opt = torch.optim.Adam(decoder.parameters(), lr=cfg.lr)
+    opt = numerics.adam(decoder.parameters(), cfg.lr)
     dev = device_of(decoder)
     net = training_net(decoder)  # DDP, channels-last, compiled when asked (pipeline.accel)
     steps = max(1, len(latents) // cfg.batch_size)

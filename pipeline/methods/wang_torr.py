@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from pipeline import numerics
 from pipeline.config import Overrides, apply_overrides
 from pipeline.errors import ConfigError
 from pipeline.infer import device_of, embed_all
@@ -220,7 +221,7 @@ def synthesize(
         if p.shape[-1] != res:
             p = F.interpolate(p, size=(res, res), mode="bilinear", align_corners=False)
         p = p.detach().requires_grad_(True)
-        opt = torch.optim.Adam([p], lr=cfg.lr)
+        opt = numerics.adam([p], cfg.lr)
         for _ in range(steps):
             x = (
                 p
