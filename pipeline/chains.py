@@ -42,6 +42,7 @@ from pipeline.samplers import (
     classifier_density,
     gather_run,
     gram,
+    initial_log_eps,
     null_density,
     run_chains,
 )
@@ -360,6 +361,9 @@ class EvalChainsConfig:
     soft: int  # two-or-more-class mixes in all (interpolation); 0 = none
     steps: int  # sampler steps from the canvas
     burn_in: int  # first steps during which each chain's step size adapts (with sampler.adapt)
+    # learned: a chain starts at the median eps its class's training chains learned;
+    # initial: at sampler.step_size, as a new training chain does (then adapts in the burn-in)
+    eps_start: Literal["learned", "initial"]
 
     def validate(self) -> None:
         if self.hard_per_class < 1 or self.soft < 0 or self.steps < 1:
@@ -489,6 +493,15 @@ def train_passes(
     return total / n_train
 
 
+def eval_start_log_eps(
+    cfg: EvalChainsConfig, buffer: ChainBuffer, sampler: SamplerConfig
+) -> torch.Tensor:
+    """(K,) log step size each class's evaluation chains start from (`cfg.eps_start`)."""
+    if cfg.eps_start == "learned":
+        return buffer.learned_log_eps()
+    return initial_log_eps(sampler, buffer.targets.shape[1])
+
+
 def eval_targets(
     num_classes: int, cfg: EvalChainsConfig, drawing: Drawing, gen: torch.Generator
 ) -> torch.Tensor:
@@ -592,6 +605,7 @@ def evaluation_set(
     metrics = {
         "acceptance_rate": summary["acceptance_rate"],
         "final_step_size": summary["final_step_size"],
+        "median_step_size": float(drawn.run.log_eps.median().exp()),
         "stuck_share": drawn.stuck,
         "passes_per_sample": 0 if classifier is None else cfg.steps + 1,
     }

@@ -19,15 +19,17 @@ import torch.nn.functional as F
 from pipeline.errors import ConfigError
 
 Norm = Literal["batch", "group", "none"]
-MIN_IMAGE_SIZE = {"small_cnn": 4, "judge_cnn": 4, "score_cnn": 4, "wrn": 4, "resnet18": 8}
+MIN_IMAGE_SIZE = {
+    "small_cnn": 4, "flat_cnn": 4, "judge_cnn": 4, "score_cnn": 4, "wrn": 4, "resnet18": 8
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     arch: str  # a key of ARCHITECTURES
-    width: int  # base channel count (small_cnn, judge_cnn, score_cnn, resnet18)
+    width: int  # base channel count (small_cnn, flat_cnn, judge_cnn, score_cnn, resnet18)
     dropout: float
-    norm: Norm  # normalisation in small_cnn/wrn/resnet18 (judge_cnn always uses batch)
+    norm: Norm  # normalisation in small_cnn/flat_cnn/wrn/resnet18 (judge_cnn always uses batch)
     depth: int | None = None  # wrn only (unset elsewhere): 6n + 4 layers
     widen_factor: int | None = None  # wrn only (unset elsewhere)
 
@@ -118,6 +120,46 @@ class SmallCNN(Classifier):
         m3 = self.block3(m2)  # (B, 4w, H/4, W/4)
         latent = self.drop(m3.mean(dim=(2, 3)))  # (B, 4w)
         return latent, {"block1": m1, "block2": m2, "block3": m3}
+
+
+class FlatCNN(Classifier):
+    """SmallCNN's first two stages with a flattened MLP head instead of global pooling:
+    flatten the (2w, 4, 4) map -> linear 4w -> SiLU -> linear head. Averaging over positions
+    (SmallCNN) throws away where each stroke is; a flattened map keeps the layout, so the class
+    logits, and their input gradients, carry the shape of a digit. It is the network of STIC's
+    working regime on the digits (docs/stic.md): at width 32, conv 1-32-32-64-64, flatten 1024,
+    hidden 128. The map is pooled to 4 x 4 first (the identity at 16 px, larger images pool)."""
+
+    GRID = 4  # the flattened map's side
+
+    def __init__(self, in_channels: int, num_outputs: int, cfg: ModelConfig):
+        super().__init__()
+        w, act = cfg.width, nn.SiLU
+        self.block1 = nn.Sequential(
+            nn.Conv2d(in_channels, w, 3, padding=1),
+            _norm(cfg.norm, w),
+            act(),
+            nn.Conv2d(w, w, 3, stride=2, padding=1),
+            act(),
+        )
+        self.block2 = nn.Sequential(
+            nn.Conv2d(w, 2 * w, 3, padding=1),
+            _norm(cfg.norm, 2 * w),
+            act(),
+            nn.Conv2d(2 * w, 2 * w, 3, stride=2, padding=1),
+            act(),
+        )
+        self.pool = nn.AdaptiveAvgPool2d(self.GRID)
+        self.hidden = nn.Sequential(nn.Linear(2 * w * self.GRID**2, 4 * w), act())
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(4 * w, num_outputs)
+        self.map_names = ("block1", "block2")
+
+    def forward_features(self, x):  # x: (B, C, H, W)
+        m1 = self.block1(x)  # (B, w, H/2, W/2)
+        m2 = self.block2(m1)  # (B, 2w, H/4, W/4)
+        latent = self.drop(self.hidden(self.pool(m2).flatten(1)))  # (B, 4w)
+        return latent, {"block1": m1, "block2": m2}
 
 
 class ScoreCNN(Classifier):
@@ -304,6 +346,7 @@ class ResNet18(Classifier):
 
 ARCHITECTURES: dict[str, Callable[[int, int, ModelConfig], Classifier]] = {
     "small_cnn": SmallCNN,
+    "flat_cnn": FlatCNN,
     "judge_cnn": JudgeCNN,
     "score_cnn": ScoreCNN,
     "wrn": WideResNet,
@@ -317,14 +360,19 @@ def expected_args(cfg: ModelConfig, in_channels: int) -> dict:
     return {**asdict(cfg), "in_channels": in_channels}
 
 
-def with_outputs(model: Classifier, args: dict, num_outputs: int) -> tuple[Classifier, dict]:
-    """`model` with `num_outputs` outputs: itself when it has them, else a copy whose extra head
-    rows are zero (STIC's fake class added to the K-class baseline keeps its predictions)."""
+NewRows = Literal["zero", "random"]
+
+
+def with_outputs(
+    model: Classifier, args: dict, num_outputs: int, new_rows: NewRows = "zero"
+) -> tuple[Classifier, dict]:
+    """`model` with `num_outputs` outputs: itself when it has them, else a copy with extra head
+    rows (`expand_outputs`)."""
     if model.num_outputs == num_outputs:
         return model, args
     if num_outputs < model.num_outputs:
         raise ValueError(f"cannot drop outputs: {model.num_outputs} -> {num_outputs}")
-    return expand_outputs(model, args, num_outputs)
+    return expand_outputs(model, args, num_outputs, new_rows)
 
 
 def model_args(cfg: ModelConfig, in_channels: int, num_outputs: int) -> dict:
@@ -340,19 +388,26 @@ def build_model(args: dict) -> Classifier:
     return ARCHITECTURES[cfg.arch](in_channels, num_outputs, cfg)
 
 
-def expand_outputs(model: Classifier, args: dict, num_outputs: int) -> tuple[Classifier, dict]:
-    """A copy of `model` with `num_outputs` head rows; old rows kept, new rows zero.
+def expand_outputs(
+    model: Classifier, args: dict, num_outputs: int, new_rows: NewRows = "zero"
+) -> tuple[Classifier, dict]:
+    """A copy of `model` with `num_outputs` head rows; old rows kept, new rows zero or random.
 
-    Used to add STIC's extra "fake" class to the K-class baseline: a zero row gives the fake
-    class logit 0, so the copy's predictions over the real classes are unchanged.
+    Used to add STIC's extra "fake" class to a K-class classifier. `zero`: the fake logit is 0,
+    so the copy's predictions over the real classes are unchanged; `random`: the new rows get
+    nn.Linear's initialisation from the global generator (the caller seeds it), as if the
+    network had been built with them.
     """
     new_args = {**args, "num_outputs": num_outputs}
     new = build_model(new_args)
     state = model.state_dict()
     old_w, old_b = state["head.weight"], state["head.bias"]
     keep = min(num_outputs, old_w.shape[0])
-    w = torch.zeros(num_outputs, old_w.shape[1], dtype=old_w.dtype)
-    b = torch.zeros(num_outputs, dtype=old_b.dtype)
+    if new_rows == "random":
+        w, b = new.head.weight.detach().clone(), new.head.bias.detach().clone()
+    else:
+        w = torch.zeros(num_outputs, old_w.shape[1], dtype=old_w.dtype)
+        b = torch.zeros(num_outputs, dtype=old_b.dtype)
     w[:keep], b[:keep] = old_w[:keep], old_b[:keep]
     state["head.weight"], state["head.bias"] = w, b
     new.load_state_dict(state)

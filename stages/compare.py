@@ -25,10 +25,16 @@ from stages.seeds import PREFIX
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
-def experiments(names: list[str], commits: int = 30, partial: bool = False) -> dict[str, str]:
+def experiments(
+    names: list[str],
+    commits: int = 30,
+    partial: bool = False,
+    hint: str = "bin/cgen seeds 0 1 2",
+) -> dict[str, str]:
     """name -> revision of the named experiments (seed-* when `names` is empty): the newest of
     each name among the experiments of the last `commits` commits (HEAD first), so a later commit
-    that changed no stage does not hide them. `partial`: names not run yet are left out."""
+    that changed no stage does not hide them. `partial`: names not run yet are left out. `hint`:
+    the command that makes them, for the error when there are none."""
     import dvc.api
 
     found: dict[str, str] = {}
@@ -43,8 +49,9 @@ def experiments(names: list[str], commits: int = 30, partial: bool = False) -> d
             f"no DVC experiment named {', '.join(missing)} in the last {commits} commits"
         )
     if not found:
-        raise DataError(f"no {PREFIX}* experiments in the last {commits} commits: run "
-                        "`bin/cgen seeds 0 1 2` first")  # fmt: skip
+        which = f"{PREFIX}*" if not names else ", ".join(names[:3]) + ", ..." * (len(names) > 3)
+        raise DataError(f"none of the experiments {which} in the last {commits} commits: run "
+                        f"`{hint}` first")  # fmt: skip
     return found
 
 

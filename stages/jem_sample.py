@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.chains import ChainBuffer, evaluation_set
+from pipeline.chains import ChainBuffer, eval_start_log_eps, evaluation_set
 from pipeline.checkpoint import load_classifier
 from pipeline.data import load_image_set
 from pipeline.methods.jem import NAME, JEMConfig
@@ -45,7 +45,7 @@ def main(
             data,
             cfg.setting.drawing,
             cfg.eval,
-            ChainBuffer(**payload["chains"]).learned_log_eps(),
+            eval_start_log_eps(cfg.eval, ChainBuffer(**payload["chains"]), cfg.sampler),
             st.generator(NAME, "eval targets"),
             st.generator(NAME, "eval chains"),
             method=NAME,

@@ -21,7 +21,7 @@ from pipeline.checkpoint import load_classifier
 from pipeline.config import to_dict
 from pipeline.data import load_image_set
 from pipeline.methods.stic import Init, RoundConfig, StiCShared, resolve_round
-from pipeline.models import ModelConfig, build_model, expected_args, with_outputs
+from pipeline.models import ModelConfig, NewRows, build_model, expected_args, with_outputs
 from pipeline.resume import Snapshots, fingerprint
 from pipeline.samplers import SamplerConfig
 from pipeline.train import LossConfig, TrainConfig, evaluate_classifier
@@ -40,6 +40,7 @@ from stages.skeleton import (
 
 SECTIONS = {
     "stic.init": Init,
+    "stic.fake_output": NewRows,
     "stic.synthesis": Synthesis,
     "stic.train": TrainConfig,
     "stic.loss": LossConfig,
@@ -57,7 +58,8 @@ def shared(cfg: dict) -> StiCShared:
     """The shared STIC sections as loaded by a round's stage."""
     return StiCShared(
         **{
-            k: cfg[f"stic.{k}"] for k in ("init", "synthesis", "train", "loss", "chains", "sampler")
+            k: cfg[f"stic.{k}"]
+            for k in ("init", "fake_output", "synthesis", "train", "loss", "chains", "sampler")
         },
         per_round_steps=cfg["stic.per_round_steps"],
     )
@@ -88,10 +90,14 @@ def main(
         if rnd.init == "scratch":  # a new network of the same architecture; prev's chains stay
             torch.manual_seed(st.seed(round_id, "init"))
             start = build_model(payload["model_args"])
-        model, args = with_outputs(start, payload["model_args"], rnd.setting.loss.outputs(k))
+        torch.manual_seed(st.seed(round_id, "fake output"))  # its initialisation when random
+        model, args = with_outputs(
+            start, payload["model_args"], rnd.setting.loss.outputs(k), rnd.fake_output
+        )
         chains = payload.get("chains")
         buffer = ChainBuffer(**chains) if chains else None
-        config = {"round": round_id, "prev": rnd.prev, "init": rnd.init, "synthesis": rnd.synthesis,
+        config = {"round": round_id, "prev": rnd.prev, "init": rnd.init,
+                  "fake_output": rnd.fake_output, "synthesis": rnd.synthesis,
                   "setting": to_dict(rnd.setting), "seed": st.runtime.seed}  # fmt: skip
         history, buffer = train_against_chains(
             model,

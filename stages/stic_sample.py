@@ -11,7 +11,13 @@ from typing import Annotated
 
 import typer
 
-from pipeline.chains import ChainBuffer, ChainTraining, EvalChainsConfig, evaluation_set
+from pipeline.chains import (
+    ChainBuffer,
+    ChainTraining,
+    EvalChainsConfig,
+    eval_start_log_eps,
+    evaluation_set,
+)
 from pipeline.checkpoint import load_classifier
 from pipeline.config import from_dict
 from pipeline.data import load_image_set
@@ -53,7 +59,7 @@ def main(
             data,
             setting.drawing,
             ev,
-            ChainBuffer(**payload["chains"]).learned_log_eps(),
+            eval_start_log_eps(ev, ChainBuffer(**payload["chains"]), setting.sampler),
             st.generator(round_id, "eval targets"),
             st.generator(round_id, "eval chains"),
             method=round_id,

@@ -4,11 +4,15 @@ with `--table`, print the grid's table (setting -> the round's judge-FID, discri
 precision, real-test accuracy, acceptance) read from each experiment's files through DVC.
 
 FILE is YAML: `round: r1` and `settings: {name: {dotted.key: value, ...}, ...}`; every setting
-also gets the file's `base` overrides. sweeps/stic.yaml is the documented STIC sweep."""
+also gets the file's `base` overrides. With `seeds: [0, 1, 2]` every setting runs once per value
+of runtime.seed (experiments NAME-s0, NAME-s1, ...) and the table shows the seeds side by side
+in each cell. sweeps/stic.yaml is the documented STIC sweep; sweeps/stic_regime.yaml finds
+STIC's working regime (docs/stic.md)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -29,17 +33,51 @@ COLUMNS = (
     ("precision", "precision", 2),
     ("classifier_test_accuracy", "test acc.", 3),
     ("acceptance_rate", "acceptance", 2),
+    ("median_step_size", "median eps", 1),
     ("stuck_share", "stuck", 2),
     ("p_fake", "p(fake)", 2),
 )
+SEED_COLUMNS = ("lo", "hi")  # left out of a table with seeds (each cell holds every seed)
 
 
-def load(path: Path) -> tuple[str, dict, dict[str, dict]]:
+@dataclass(frozen=True)
+class Grid:
+    round: str
+    base: dict
+    settings: dict[str, dict]
+    seeds: tuple[int, ...]  # () : runtime.seed as params.yaml has it, one experiment a setting
+
+    def runs(self) -> list[tuple[str, str, dict]]:
+        """(experiment name, setting, overrides) of every experiment of the grid."""
+        if not self.seeds:
+            return [(name, name, {**self.base, **ch}) for name, ch in self.settings.items()]
+        return [
+            (f"{name}-s{seed}", name, {**self.base, **ch, "runtime.seed": seed})
+            for name, ch in self.settings.items()
+            for seed in self.seeds
+        ]
+
+
+def load(path: Path) -> Grid:
     grid = read_yaml(path)
-    unknown = set(grid) - {"round", "base", "settings"}
+    unknown = set(grid) - {"round", "base", "settings", "seeds"}
     if unknown or "settings" not in grid:
-        raise ConfigError(f"{path}: expected round, base and settings (got {sorted(grid)})")
-    return grid.get("round", "r1"), grid.get("base") or {}, grid["settings"]
+        raise ConfigError(f"{path}: expected round, base, settings and seeds (got {sorted(grid)})")
+    seeds = grid.get("seeds") or []
+    if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
+        raise ConfigError(f"{path}: seeds: expected a list of integers, got {seeds!r}")
+    return Grid(grid.get("round", "r1"), grid.get("base") or {}, grid["settings"], tuple(seeds))
+
+
+def cell(values: list, digits: int) -> str:
+    """One table cell: a number, or one per seed ("a / b / c"); '–' for a run not made."""
+
+    def one(v):  # noqa: E306
+        if not isinstance(v, float | int) or isinstance(v, bool):
+            return "–"
+        return f"{v:.{digits}e}" if digits == 1 and abs(v) and abs(v) < 1e-3 else f"{v:.{digits}f}"
+
+    return " / ".join(one(v) for v in values)
 
 
 def flag(key: str, value) -> str:
@@ -51,34 +89,69 @@ def main(
     grid_file: Annotated[Path, typer.Argument(help="the grid, e.g. sweeps/stic.yaml")],
     table: Annotated[bool, typer.Option("--table", help="print the results table")] = False,
     start: Annotated[bool, typer.Option("--start/--no-start", help="start the queue")] = True,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="queue only these settings (repeatable)")
+    ] = None,
+    seed: Annotated[
+        list[int] | None, typer.Option("--seed", help="queue only these seeds (repeatable)")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="another override for every experiment (repeatable), e.g. "
+            "tracking.uri=http://127.0.0.1:5000",
+        ),
+    ] = None,
 ) -> None:
     """Queue the grid (default), or print its table once the experiments ran (--table)."""
-    round_id, base, settings = load(grid_file)
+    grid = load(grid_file)
+    for name in only or []:
+        if name not in grid.settings:
+            raise ConfigError(f"--only {name}: not a setting of {grid_file}")
+    runs = [
+        r for r in grid.runs()
+        if (not only or r[1] in only)
+        and (not seed or r[2].get("runtime.seed") in seed)
+    ]  # fmt: skip
+    extra = [a for kv in set_ or [] for a in ("-S", kv)]
     if table:
-        found = experiments(list(settings), partial=True)
-        header = ["setting", *(label for _, label, _ in COLUMNS)]
-        typer.echo("| " + " | ".join(header) + " |")
-        typer.echo("|" + "---|" * len(header))
-        for name, changes in settings.items():
-            rev = found.get(name)
-            row = {} if rev is None else {
-                **(read_json(f"reports/sampling/{round_id}.json", rev) or {}),
-                **(read_json(f"reports/eval/{round_id}.json", rev) or {})}  # fmt: skip
-            cells = [f"{row[k]:.{d}f}" if isinstance(row.get(k), float) else "–"
-                     for k, _, d in COLUMNS]  # fmt: skip
-            what = ", ".join(flag(k, v) for k, v in changes.items()) or "the base"
-            typer.echo(f"| {name}: {what} | " + " | ".join(cells) + " |")
+        names = [name for name, _, _ in grid.runs()]
+        typer.echo(render(grid, experiments(names, partial=True,
+                                            hint=f"bin/cgen sweep {grid_file}")))  # fmt: skip
         return
     from dvc.api import exp_show
 
     done = {r.get("Experiment") for r in exp_show()}
-    for name, changes in settings.items():
+    for name, _, changes in runs:
         if name in done:  # already run on this commit
             continue
-        sets = [a for k, v in {**base, **changes}.items() for a in ("-S", flag(k, v))]
-        res = dvc("exp", "run", "--queue", "-n", name, *sets, f"evaluate_round@{round_id}")
+        sets = [a for k, v in changes.items() for a in ("-S", flag(k, v))]
+        res = dvc("exp", "run", "--queue", "-n", name, *sets, *extra,
+                  f"evaluate_round@{grid.round}")  # fmt: skip
         if res.returncode != 0:
             raise typer.Exit(res.returncode)
     if start:
         dvc("queue", "start")
-    typer.echo(f"queued {len(settings)} settings; `bin/cgen sweep {grid_file} --table` afterwards")
+    typer.echo(f"queued {len(runs)} experiments; `bin/cgen sweep {grid_file} --table` afterwards")
+
+
+def render(grid: Grid, found: dict[str, str]) -> str:
+    """The grid's Markdown table from the experiments `found` (name -> revision)."""
+    columns = [c for c in COLUMNS if not (grid.seeds and c[1] in SEED_COLUMNS)]
+    seeds = f" (seeds {', '.join(map(str, grid.seeds))})" if grid.seeds else ""
+    header = [f"setting{seeds}", *(label for _, label, _ in columns)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for setting, changes in grid.settings.items():
+        rows = []
+        for name, s, _ in grid.runs():
+            if s != setting:
+                continue
+            rev = found.get(name)
+            rows.append({} if rev is None else {
+                **(read_json(f"reports/sampling/{grid.round}.json", rev) or {}),
+                **(read_json(f"reports/eval/{grid.round}.json", rev) or {})})  # fmt: skip
+        cells = [cell([r.get(k) for r in rows], d) for k, _, d in columns]
+        what = ", ".join(flag(k, v) for k, v in changes.items()) or "the base"
+        lines.append(f"| {setting}: {what} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -176,7 +176,7 @@ def test_evaluation_set_uses_fresh_chains(tiny_data):
     model = fresh()
     _, buf = train_against_chains(model, tiny_data, SETTING, "per_step", device=CPU, seed=0,
                                   where="t")  # fmt: skip
-    ev = EvalChainsConfig(hard_per_class=4, soft=3, steps=5, burn_in=2)
+    ev = EvalChainsConfig(hard_per_class=4, soft=3, steps=5, burn_in=2, eps_start="learned")
     gens = (torch.Generator().manual_seed(1), torch.Generator().manual_seed(2))
     samples, metrics, trace = evaluation_set(
         model, tiny_data, SETTING.drawing, ev, buf.learned_log_eps(), *gens,

@@ -4,14 +4,15 @@ the stage reads, every path lives in the stage's command."""
 
 from __future__ import annotations
 
-import ast
 import re
 from pathlib import Path
 
 import yaml
 
+from stages import dvc_deps as deps
+from stages.dvc_deps import stage_module
+
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("pipeline", "stages")
 
 
 def _load():
@@ -32,81 +33,40 @@ def _stages(dvc):
         yield name, stage.get("do", stage)
 
 
-def module_file(name: str, root: Path = ROOT) -> Path | None:
-    """The file of a project module (`pipeline.x` or `stages.y`), None for anything else."""
-    if name.split(".")[0] not in PACKAGES:
-        return None
-    base = root.joinpath(*name.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _imports(path: Path, root: Path) -> set[str]:
-    """Project modules imported anywhere in `path` (top level or inside functions)."""
-    out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            out |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            out.add(node.module)
-            # `from pipeline import metrics`: the name may be a module itself
-            out |= {f"{node.module}.{a.name}" for a in node.names}
-    return {m for m in out if module_file(m, root) is not None}
-
-
-def _nontrivial(path: Path) -> bool:
-    """An __init__.py counts only when it runs something besides its docstring."""
-    body = ast.parse(path.read_text()).body
-    return any(not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)) for n in body)
+def stage_closure(cmd: str, root: Path = ROOT) -> set[str]:
+    return deps.stage_closure(cmd, root)
 
 
 def closure(module: str, root: Path = ROOT) -> set[str]:
-    """Every project file that running `module` executes (repository-relative paths): the module,
-    what it imports, transitively, and the packages' __init__ files where they hold code."""
-    seen: set[str] = set()
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        parts = name.split(".")
-        todo += [
-            ".".join(parts[:i]) for i in range(1, len(parts)) if ".".join(parts[:i]) not in seen
-        ]
-        path = module_file(name, root)
-        if path is not None:
-            todo += sorted(_imports(path, root) - seen)
-    files = set()
-    for name in seen:
-        path = module_file(name, root)
-        if path is None:
-            continue
-        if path.name == "__init__.py" and not _nontrivial(path):
-            continue
-        files.add(path.relative_to(root).as_posix())
-    return files
-
-
-def stage_module(cmd: str) -> str:
-    """The module a stage's command runs: `bin/cgen NAME ...` -> COMMANDS[NAME]."""
-    from stages.cli import COMMANDS
-
-    match = re.match(r"\s*bin/cgen (\S+)", cmd)
-    assert match, f"stage command does not start with bin/cgen: {cmd[:60]}"
-    assert match.group(1) in COMMANDS, f"no cgen command {match.group(1)}"
-    return COMMANDS[match.group(1)][0]
-
-
-def stage_closure(cmd: str, root: Path = ROOT) -> set[str]:
-    """What a stage command runs: the dispatcher (`python -m stages`) and the command's module."""
-    return closure("stages.__main__", root) | closure(stage_module(cmd), root)
+    return deps.closure(module, root)
 
 
 def _cmd(stage) -> str:
     return " ".join(stage["cmd"]) if isinstance(stage["cmd"], list) else stage["cmd"]
+
+
+def test_dvc_yaml_is_what_dvc_deps_writes():
+    """The module deps are generated (`bin/cgen dvc-deps --write`); a hand edit or a new import
+    that was not written back fails here."""
+    text = (ROOT / "dvc.yaml").read_text()
+    assert deps.rewrite(text, ROOT) == text, "run bin/cgen dvc-deps --write"
+
+
+def test_rewrite_replaces_module_deps_and_keeps_the_rest(tmp_path):
+    text = (
+        "stages:\n  # a comment\n  judge:\n    cmd: bin/cgen classifier --section judge\n"
+        "    deps:\n      - data/prepared/train.pt\n      - pipeline/old_module.py\n"
+        "    params:\n      - judge\n"
+    )
+    new = deps.rewrite(text, ROOT)
+    assert "# a comment" in new and "pipeline/old_module.py" not in new
+    lines = new.splitlines()
+    first = lines.index("      - data/prepared/train.pt")
+    assert lines[first + 1 : first + 3] == [
+        "      - pipeline/accel.py",
+        "      - pipeline/checkpoint.py",
+    ]
+    assert "    params:" in lines and "      - judge" in lines
 
 
 def test_every_module_a_stage_runs_is_a_dependency_of_it():

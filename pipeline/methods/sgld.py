@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeline.chains import Drawing, EvalChainsConfig
+from pipeline.errors import ConfigError
 
 NAME = "sgld"
 
@@ -21,3 +22,10 @@ class SGLDControlConfig:
     round: str  # the classifier it samples (r0: the baseline, trained on real images only)
     drawing: Drawing  # JEM's SGLD (eps = T = 5e-5, no MH, clamped box) on the class logit
     eval: EvalChainsConfig
+
+    def validate(self) -> None:
+        if self.eval.eps_start != "initial":
+            raise ConfigError(
+                "eval.eps_start: the control has no training chains to learn a step size from; "
+                "set initial"
+            )

@@ -20,6 +20,7 @@ from typing import Literal
 from pipeline.chains import ChainsConfig, ChainTraining, EvalChainsConfig, Synthesis
 from pipeline.config import Overrides, apply_overrides
 from pipeline.errors import ConfigError
+from pipeline.models import NewRows
 from pipeline.samplers import SamplerConfig
 from pipeline.train import LossConfig, TrainConfig
 
@@ -35,6 +36,7 @@ Init = Literal["prev", "scratch"]
 class RoundConfig:
     prev: str  # the round this one starts from (r0 = the baseline)
     init: Init | None = None  # override of stic.init for this round only
+    fake_output: NewRows | None = None  # ... of stic.fake_output
     synthesis: Synthesis | None = None  # ... of stic.synthesis
     train: Overrides | None = None  # ... of stic.train
     loss: Overrides | None = None  # ... of stic.loss
@@ -47,6 +49,9 @@ class StiCShared:
     """The sections every round shares (each round may override them for itself)."""
 
     init: Init  # prev: a round starts from its predecessor's weights; scratch: from a new network
+    # the fake class's output row when a round adds it (K -> K+1): zero (the fake logit starts
+    # at 0, the real-class predictions unchanged) or random (nn.Linear's initialisation)
+    fake_output: NewRows
     synthesis: Synthesis  # per_step: fakes drawn at every batch; per_round: once per round
     train: TrainConfig
     loss: LossConfig
@@ -76,6 +81,7 @@ class RoundSettings:
     name: str
     prev: str
     init: Init
+    fake_output: NewRows
     synthesis: Synthesis
     setting: ChainTraining
 
@@ -96,7 +102,12 @@ def resolve_round(cfg: StiCShared, name: str, rnd: RoundConfig) -> RoundSettings
         sampler=apply_overrides(SamplerConfig, cfg.sampler, rnd.sampler, f"{key}.sampler"),
     )
     return RoundSettings(
-        name, rnd.prev, rnd.init or cfg.init, rnd.synthesis or cfg.synthesis, setting
+        name,
+        rnd.prev,
+        rnd.init or cfg.init,
+        rnd.fake_output or cfg.fake_output,
+        rnd.synthesis or cfg.synthesis,
+        setting,
     )
 
 
