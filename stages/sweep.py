@@ -81,6 +81,11 @@ def cell(values: list, digits: int) -> str:
 
 
 def flag(key: str, value) -> str:
+    """`key=value` for `dvc exp run -S`, the value written so YAML reads it back as its type
+    (a float as 1.0e-08: YAML takes 1e-08, without the dot, for a string)."""
+    if isinstance(value, float) and "e" in repr(value) and "." not in repr(value).split("e")[0]:
+        mantissa, exponent = repr(value).split("e")
+        return f"{key}={mantissa}.0e{exponent}"
     return f"{key}={value if isinstance(value, str) else json.dumps(value)}"
 
 
