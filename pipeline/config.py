@@ -10,6 +10,7 @@ section. The composition of the whole file lives in `pipeline.params` (the param
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -141,6 +142,18 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+class Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading exponent floats as YAML 1.2 does and DVC writes them:
+    `1e-08` (no dot) is a number, where YAML 1.1 reads a string (`dvc exp run -S` writes it)."""
+
+
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def read_yaml(path: Path) -> dict:
     """Read a YAML mapping, turning every read/parse problem into a one-line ConfigError."""
     try:
@@ -148,7 +161,7 @@ def read_yaml(path: Path) -> dict:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=Loader)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -53,6 +53,8 @@ def edit(
     replace[0] replaced by replace[1]; every comment elsewhere kept. Validated before returned."""
     import yaml as plain
 
+    from pipeline.config import Loader
+
     y = _yaml()
     doc = y.load(Path(path).read_text())
     if merge_in:
@@ -66,7 +68,7 @@ def edit(
     out = io.StringIO()
     y.dump(doc, out)
     text = out.getvalue()
-    parse_params(plain.safe_load(text))
+    parse_params(plain.load(text, Loader=Loader))
     return text
 
 
