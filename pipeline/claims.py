@@ -10,6 +10,16 @@ classifier), in a claimed direction. A verdict needs an interval for what is com
   is *reproduced* when the interval excludes zero in the claimed direction, *not reproduced* when
   it excludes zero in the other, *inconclusive* otherwise.
 A claim whose rows were not run says so; nothing is guessed.
+
+A claim about samples can only be tested between sets that generate: two sets of noise differ
+in judge-FID without either being a generator. So each side of such a claim first passes the
+generation test (`generates`): its discriminability interval lies above chance's (the Wilson
+interval of 1/K at the same n), and its judge-FID interval lies below that of its null sampler
+(the method's own sampler on a flat target; for a method without one, the lowest of the nulls).
+When a side fails, the verdict is *untestable: neither side generates*, or *only the claimed
+side generates* / *only the other side generates*, which is itself a result; the usual rule runs
+only when both sides generate. Claims about classifiers (accuracy, the ReGene label guarantee)
+need no generation.
 """
 
 from __future__ import annotations
@@ -20,7 +30,20 @@ from dataclasses import dataclass
 from typing import Literal
 
 Better = Literal["lower", "higher"]
-Verdict = Literal["reproduced", "not reproduced", "inconclusive", "not run"]
+Verdict = Literal[
+    "reproduced",
+    "not reproduced",
+    "inconclusive",
+    "not run",
+    "untestable: neither side generates",
+    "only the claimed side generates",
+    "only the other side generates",
+]
+NEITHER: Verdict = "untestable: neither side generates"
+ONLY_A: Verdict = "only the claimed side generates"
+ONLY_B: Verdict = "only the other side generates"
+# metrics of sample sets: a claim on them needs both sides to generate (module docstring)
+SAMPLE_METRICS = frozenset({"judge_fid", "fid_x2", "discriminability", "interpolation_error"})
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 # two-sided 95% Student t quantiles for 1..30 degrees of freedom (beyond: the normal one)
 T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
@@ -78,6 +101,42 @@ def mean_interval(values: Sequence[float]) -> Interval:
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = t_quantile(n - 1) * sd / math.sqrt(n)
     return Interval(mean, mean - half, mean + half)
+
+
+def chance_interval(num_classes: int, n: int) -> tuple[float, float]:
+    """Where discriminability lands by chance: the Wilson interval of 1/K at n samples."""
+    return wilson(n / num_classes, n)
+
+
+def generates(
+    fid: Interval | None,
+    null_fid: Interval | None,
+    discriminability: float | None,
+    n: int,
+    num_classes: int,
+) -> bool | None:
+    """The generation test (module docstring): None when the set's numbers are missing; without
+    a null sampler to compare with, discriminability alone decides."""
+    if fid is None or discriminability is None or n <= 0:
+        return None
+    above_chance = wilson(discriminability * n, n)[0] > chance_interval(num_classes, n)[1]
+    if null_fid is None or math.isnan(fid.hi) or math.isnan(null_fid.lo):
+        return above_chance
+    return above_chance and fid.hi < null_fid.lo
+
+
+def gated(claim: Claim, a_generates: bool | None, b_generates: bool | None) -> Verdict | None:
+    """The verdict a claim about samples gets when a side does not generate; None when the usual
+    rule applies (both generate, a side is unknown, or the claim is not about samples)."""
+    if not {claim.a.metric, claim.b.metric} <= SAMPLE_METRICS:
+        return None
+    if a_generates is False and b_generates is False:
+        return NEITHER
+    if a_generates is False and b_generates:
+        return ONLY_B
+    if b_generates is False and a_generates:
+        return ONLY_A
+    return None
 
 
 def verdict_single(a: Interval | None, b: Interval | None, better: Better) -> Verdict:
@@ -255,9 +314,10 @@ Lookup = Callable[[Quantity], Interval | None]
 
 
 def judge_claims(
-    claim_list: Sequence[Claim], lookup: Lookup
+    claim_list: Sequence[Claim], lookup: Lookup, generating: Callable[[str], bool | None]
 ) -> list[tuple[Claim, Interval | None, Interval | None, Verdict]]:
-    """One-seed verdicts: (claim, a, b, verdict) with `lookup` giving each side's interval."""
+    """One-seed verdicts: (claim, a, b, verdict) with `lookup` giving each side's interval and
+    `generating` whether a row's set generates (`generates`; None: unknown)."""
     out = []
     for c in claim_list:
         a, b = lookup(c.a), lookup(c.b)
@@ -265,7 +325,9 @@ def judge_claims(
             v: Verdict = (
                 "not run" if a is None else ("reproduced" if a.value == 1.0 else "not reproduced")
             )
+        elif a is None or b is None:
+            v = "not run"
         else:
-            v = verdict_single(a, b, c.better)
+            v = gated(c, generating(c.a.row), generating(c.b.row)) or verdict_single(a, b, c.better)
         out.append((c, a, b, v))
     return out

@@ -4,7 +4,7 @@ over seeds, and the claims judged on the per-seed differences (pipeline.claims, 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pipeline import claims as C
@@ -14,6 +14,17 @@ from pipeline.report import Block, fmt, fmt_interval
 # seed -> row name -> the row's metrics (evaluation and sampling merged)
 Runs = Mapping[str, Mapping[str, Mapping[str, Any]]]
 
+# the range a quantity can take: its t interval over few seeds is cut there (and says so)
+BOUNDS: dict[str, tuple[float, float]] = {
+    M.JUDGE_FID: (0.0, math.inf),
+    f"{M.SECOND_JUDGE}_fid": (0.0, math.inf),
+    M.PRECISION: (0.0, 1.0),
+    M.RECALL: (0.0, 1.0),
+    M.DISCRIMINABILITY: (0.0, 1.0),
+    M.INTERPOLATION_ERROR: (0.0, 1.0),
+    M.NN_PIXEL_RATIO: (0.0, math.inf),
+    "classifier_test_accuracy": (0.0, 1.0),
+}
 METRICS: tuple[tuple[str, str, int], ...] = (
     (M.JUDGE_FID, "judge-FID ↓", 1),
     (f"{M.SECOND_JUDGE}_fid", "judge B: FID ↓", 1),
@@ -42,38 +53,101 @@ def value(runs: Runs, seed: str, q: C.Quantity) -> float | None:
     return None if v is None else float(v)
 
 
-def differences(runs: Runs, claim: C.Claim) -> list[float]:
-    """Per-seed a - b where both sides were measured."""
-    out = []
-    for seed in runs:
-        a, b = value(runs, seed, claim.a), value(runs, seed, claim.b)
-        if a is not None and b is not None:
-            out.append(a - b)
-    return out
-
-
 def metric_interval(runs: Runs, row: str, key: str) -> C.Interval | None:
+    """Mean over seeds and its 95% t interval, cut at the quantity's range (BOUNDS)."""
     values = [float(r[row][key]) for r in runs.values() if row in r and r[row].get(key) is not None]
-    return C.mean_interval(values) if values else None
+    if not values:
+        return None
+    ci = C.mean_interval(values)
+    lo, hi = BOUNDS.get(key, (-math.inf, math.inf))
+    if math.isnan(ci.lo):
+        return ci
+    return C.Interval(ci.value, max(ci.lo, lo), min(ci.hi, hi))
+
+
+def seed_generates(
+    runs: Runs, seed: str, row: str, null_of: Callable[[str], str | None], num_classes: int
+) -> bool | None:
+    """Whether `row`'s set generates on one seed (pipeline.claims.generates)."""
+    rows = runs[seed]
+
+    def fid(name: str | None) -> C.Interval | None:
+        r = rows.get(name) if name else None
+        if r is None or r.get(M.JUDGE_FID) is None:
+            return None
+        lo, hi = r.get(M.JUDGE_FID_LO), r.get(M.JUDGE_FID_HI)
+        return C.Interval(r[M.JUDGE_FID], math.nan if lo is None else lo,
+                          math.nan if hi is None else hi)  # fmt: skip
+
+    r = rows.get(row)
+    if r is None:
+        return None
+    null = null_of(row)
+    if null is None:  # no sampler of its own: the lowest-FID null of this seed
+        nulls = [n for n in rows if n.startswith("null_") and rows[n].get(M.JUDGE_FID) is not None]
+        null = min(nulls, key=lambda n: rows[n][M.JUDGE_FID], default=None)
+    return C.generates(fid(row), fid(null), r.get(M.DISCRIMINABILITY),
+                       int(r.get(M.NUM_HARD) or 0), num_classes)  # fmt: skip
+
+
+def seeds_verdict(
+    runs: Runs, claim: C.Claim, null_of: Callable[[str], str | None], num_classes: int
+) -> tuple[C.Verdict, C.Interval | None, int]:
+    """A claim across seeds (module pipeline.claims): the t rule over the seeds where both
+    sides generate, or the generation verdict when they do not; returns (verdict, interval of
+    a - b, the number of seeds the verdict rests on)."""
+    seeds = [s for s in runs if value(runs, s, claim.a) is not None
+             and value(runs, s, claim.b) is not None]  # fmt: skip
+    if not {claim.a.metric, claim.b.metric} <= C.SAMPLE_METRICS:
+        diffs = [value(runs, s, claim.a) - value(runs, s, claim.b) for s in seeds]
+        verdict, ci = C.verdict_seeds(diffs, claim.better)
+        return verdict, ci, len(diffs)
+    gen = {
+        s: tuple(seed_generates(runs, s, q.row, null_of, num_classes) for q in (claim.a, claim.b))
+        for s in seeds
+    }
+    both = [s for s in seeds if gen[s][0] is not False and gen[s][1] is not False]
+    if both:
+        diffs = [value(runs, s, claim.a) - value(runs, s, claim.b) for s in both]
+        verdict, ci = C.verdict_seeds(diffs, claim.better)
+        return verdict, ci, len(both)
+    if not seeds:
+        return "not run", None, 0
+    a_any, b_any = any(g[0] for g in gen.values()), any(g[1] for g in gen.values())
+    if not a_any and not b_any:
+        return C.NEITHER, None, len(seeds)
+    if a_any and not b_any:
+        return C.ONLY_A, None, len(seeds)
+    if b_any and not a_any:
+        return C.ONLY_B, None, len(seeds)
+    return "inconclusive", None, len(seeds)  # each side generates on some seeds, never together
 
 
 def compare_blocks(
-    runs: Runs, rows: Sequence[tuple[str, str]], chain: Sequence[str]
+    runs: Runs,
+    rows: Sequence[tuple[str, str]],
+    chain: Sequence[str],
+    null_of: Callable[[str], str | None],
+    num_classes: int,
 ) -> list[Block]:
-    """The across-seed report. `rows`: (name, label) in table order."""
+    """The across-seed report. `rows`: (name, label) in table order; `null_of`: a row's null
+    sampler set (None: it has none)."""
     seeds = list(runs)
-    blocks: list[Block] = [("h1", f"Across seeds: {len(seeds)} runs ({', '.join(seeds)})")]
+    blocks: list[Block] = [("h1", f"Across seeds: {len(seeds)} experiments ({', '.join(seeds)})")]
     blocks.append(("p", (
-        "Each number is the mean over seeds with its 95% t interval in brackets. Claims are "
-        "judged on the per-seed differences a - b: reproduced when their 95% t interval excludes "
-        "zero in the claimed direction, not reproduced when it excludes zero the other way, "
-        "inconclusive otherwise; fewer than two seeds give no interval."
+        "Each number is the mean over the seeds that ran the row (n) with its 95% t interval in "
+        "brackets, cut at the range the quantity can take (0 and 1 for proportions, 0 for FID "
+        "and distance ratios). A claim about samples is judged on the seeds where both of its "
+        "sides generate (pipeline.claims: discriminability above chance and judge-FID below the "
+        "null sampler's, both by their 95% intervals), on the per-seed differences a - b: "
+        "reproduced when their 95% t interval excludes zero in the claimed direction, not "
+        "reproduced when it excludes zero the other way, inconclusive otherwise (one seed gives "
+        "no interval). Where a side generates on no seed, the verdict says which side does."
     )))  # fmt: skip
     blocks.append(("h2", "Claims"))
     table = []
     for claim in C.claims(chain, {}):
-        diffs = differences(runs, claim)
-        verdict, ci = C.verdict_seeds(diffs, claim.better)
+        verdict, ci, n = seeds_verdict(runs, claim, null_of, num_classes)
         if claim.a.metric == "label_guarantee":
             vals = [value(runs, s, claim.a) for s in seeds]
             got = [v for v in vals if v is not None]
@@ -86,15 +160,16 @@ def compare_blocks(
         mean_b = [value(runs, s, claim.b) for s in seeds]
         table.append([
             claim.text, claim.paper, f"{claim.a.metric}: {claim.a.row} - {claim.b.row}",
-            _mean(mean_a), _mean(mean_b), fmt_interval(ci, 3), str(len(diffs)), verdict,
+            _mean(mean_a), _mean(mean_b), fmt_interval(ci, 3), str(n), verdict,
         ])  # fmt: skip
     blocks.append(("table", ["claim", "paper", "difference", "a", "b", "a - b [95% t]", "seeds",
                              "verdict"], table))  # fmt: skip
     blocks.append(("h2", "Metrics"))
-    headers = ["set", *(label for _, label, _ in METRICS)]
+    headers = ["set", "n", *(label for _, label, _ in METRICS)]
     body = [
         [
             label,
+            str(sum(name in r for r in runs.values())),
             *(fmt_interval(metric_interval(runs, name, key), digits) for key, _, digits in METRICS),
         ]
         for name, label in rows

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import matplotlib
 
@@ -113,33 +117,146 @@ def save_strips(
                 )
                 ax.set_xlabel(captions[q], fontsize=5)
         axes[r][0].set_ylabel(label, fontsize=7)
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle(textwrap.fill(title, width=int(11 * size[0])), fontsize=8)
     fig.tight_layout()
     atomic_save_figure(fig, path)
     plt.close(fig)
 
 
-def save_round_lines(
-    rounds: Sequence[str], series: Mapping[str, Sequence[float | None]], path: Path, title: str
+@dataclass(frozen=True)
+class Point:
+    """A value with its 95% interval (nan bounds: none); None values are not drawn."""
+
+    value: float | None
+    lo: float = math.nan
+    hi: float = math.nan
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One metric: its points (one per x), the axis it lives on, and reference lines."""
+
+    title: str
+    points: Sequence[Point]
+    scale: Literal["log", "unit", "linear"]  # unit: the whole [0, 1] range, nothing zoomed
+    references: Sequence[tuple[str, float, str]] = ()  # (label, value, matplotlib colour)
+    band: tuple[float, float] | None = None  # a shaded range (e.g. chance's interval)
+
+
+def _errorbars(points: Sequence[Point]) -> tuple[list[float], list[list[float]]]:
+    """Values and their (below, above) error-bar lengths for matplotlib (0: no interval)."""
+
+    def half(p: Point, bound: float, sign: float) -> float:
+        if p.value is None or math.isnan(bound):
+            return 0.0
+        return max(0.0, sign * (bound - p.value))
+
+    ys = [math.nan if p.value is None else p.value for p in points]
+    return ys, [[half(p, p.lo, -1) for p in points], [half(p, p.hi, 1) for p in points]]
+
+
+def save_round_panels(
+    rounds: Sequence[str], panels: Sequence[Panel], path: Path, title: str
 ) -> None:
-    """One small line plot per metric across rounds (missing values are gaps)."""
-    if not rounds or not series:
+    """One plot per metric across rounds, with 95% error bars, reference lines (the null
+    sampler, JEM, the real-data floor, chance) and an honest axis: proportions on [0, 1], FID on
+    a log axis."""
+    if not rounds or not panels:
         save_placeholder(path, "no rounds listed", title)
         return
-    n = len(series)
-    cols = min(3, n)
-    rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    cols = min(2, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.0 * rows), squeeze=False)
     xs = list(range(len(rounds)))
-    for k, (name, ys) in enumerate(series.items()):
+    for k, panel in enumerate(panels):
         ax = axes[k // cols][k % cols]
-        ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o")
+        ys, err = _errorbars(panel.points)
+        ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, color="black", label="STIC")
+        if panel.band is not None:
+            ax.axhspan(*panel.band, color="grey", alpha=0.2, label="chance (95%)")
+        for label, value, colour in panel.references:
+            ax.axhline(value, ls="--", lw=1, color=colour, label=label)
+        if panel.scale == "log":
+            ax.set_yscale("log")
+        elif panel.scale == "unit":
+            ax.set_ylim(-0.02, 1.02)
         ax.set_xticks(xs, list(rounds))
-        ax.set_title(name, fontsize=8)
+        ax.set_title(panel.title, fontsize=9)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)
-    for k in range(n, rows * cols):
+        ax.legend(fontsize=6, loc="best")
+    for k in range(len(panels), rows * cols):
         axes[k // cols][k % cols].axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_save_figure(fig, path)
+    plt.close(fig)
+
+
+@dataclass(frozen=True)
+class MethodMark:
+    """One sample set in the method comparison."""
+
+    label: str
+    fid: Point
+    discriminability: Point
+    kind: Literal["method", "null", "real"]
+
+
+def save_method_comparison(
+    marks: Sequence[MethodMark], chance: tuple[float, float, float], path: Path, title: str
+) -> None:
+    """Judge-FID (log axis) and discriminability ([0, 1]) of every set, with 95% intervals; the
+    real-data floor as a line, the null samplers in grey, chance (1/K and its interval) shaded.
+    `chance`: (1/K, lo, hi)."""
+    if not marks:
+        save_placeholder(path, "no sample sets", title)
+        return
+    colours = {"method": "black", "null": "grey", "real": "tab:green"}
+    ys = list(range(len(marks)))[::-1]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 0.32 * len(marks) + 1.4), sharey=True)
+    for ax, attr in ((left, "fid"), (right, "discriminability")):
+        for y, m in zip(ys, marks, strict=True):
+            pt: Point = getattr(m, attr)
+            if pt.value is None:
+                continue
+            xs, err = _errorbars([pt])
+            ax.errorbar(xs, [y], xerr=err, fmt="o", ms=4, capsize=2, color=colours[m.kind])
+        real = next((getattr(m, attr).value for m in marks if m.kind == "real"), None)
+        if real is not None:
+            ax.axvline(real, ls="--", lw=1, color="tab:green", label="real data (floor)")
+        ax.grid(alpha=0.3, axis="x")
+    left.set_xscale("log")
+    left.set_xlabel("judge-FID (log axis) ↓", fontsize=8)
+    right.axvspan(chance[1], chance[2], color="grey", alpha=0.2, label="chance (95%)")
+    right.axvline(chance[0], ls=":", lw=1, color="grey")
+    right.set_xlim(-0.02, 1.02)
+    right.set_xlabel("discriminability ↑", fontsize=8)
+    left.set_yticks(ys, [m.label for m in marks], fontsize=7)
+    for ax in (left, right):
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_save_figure(fig, path)
+    plt.close(fig)
+
+
+def save_overview(rows: Sequence[tuple[str, torch.Tensor]], path: Path, title: str) -> None:
+    """A strip of thumbnails per set: (label, uint8 (n, C, H, W) images, e.g. one per class)."""
+    if not rows:
+        save_placeholder(path, "no sample sets", title)
+        return
+    cols = max(len(images) for _, images in rows)
+    fig, axes = plt.subplots(len(rows), 1, figsize=(0.42 * cols + 1.8, 0.5 * len(rows) + 0.5),
+                             squeeze=False)  # fmt: skip
+    for (label, images), (ax,) in zip(rows, axes, strict=True):
+        grid = image_grid(images, 1)
+        ax.imshow(grid.squeeze(-1) if grid.shape[-1] == 1 else grid, cmap="gray", vmin=0,
+                  vmax=255, interpolation="nearest")  # fmt: skip
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     atomic_save_figure(fig, path)

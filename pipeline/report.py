@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pipeline import claims as C
+from pipeline import figures as F
 from pipeline import metrics as M
 
 Group = Literal["method", "round", "ablation", "reference", "real"]
@@ -71,6 +72,13 @@ def fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def fmt_sci(value: Any) -> str:
+    """A small positive number (a step size) in scientific notation."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or math.isnan(value):
+        return MISSING
+    return f"{value:.1e}"
+
+
 def fmt_interval(iv: C.Interval | None, digits: int = 3) -> str:
     if iv is None:
         return MISSING
@@ -107,6 +115,30 @@ def interval(row: Row | None, metric: str, accuracy_n: int | None = None) -> C.I
     return C.Interval(value, math.nan, math.nan)
 
 
+def generation(
+    rows: Mapping[str, Row], null_of: Callable[[str], str | None], num_classes: int
+) -> Callable[[str], bool | None]:
+    """Whether each row's set generates (pipeline.claims.generates), its null sampler's row
+    named by `null_of` (None: the lowest-FID null among the rows of group "reference")."""
+    nulls = [r for r in rows.values() if r.group == "reference" and r.get(M.JUDGE_FID) is not None]
+
+    def test(name: str) -> bool | None:
+        row = rows.get(name)
+        if row is None or row.group in ("reference", "real"):
+            return None
+        own = null_of(name)
+        null = rows.get(own) if own else min(nulls, key=lambda r: r.get(M.JUDGE_FID), default=None)
+        return C.generates(
+            interval(row, M.JUDGE_FID),
+            interval(null, M.JUDGE_FID),
+            row.get(M.DISCRIMINABILITY),
+            int(row.get(M.NUM_HARD) or 0),
+            num_classes,
+        )
+
+    return test
+
+
 def claim_lookup(rows: Mapping[str, Row], accuracy_n: int) -> C.Lookup:
     def lookup(q: C.Quantity) -> C.Interval | None:
         if q.row == "exact":
@@ -117,6 +149,86 @@ def claim_lookup(rows: Mapping[str, Row], accuracy_n: int) -> C.Lookup:
         return interval(rows.get(q.row), q.metric, accuracy_n)
 
     return lookup
+
+
+# ----------------------------------------------------------------- figures' data
+
+
+def point(iv: C.Interval | None) -> F.Point:
+    return F.Point(None) if iv is None else F.Point(iv.value, iv.lo, iv.hi)
+
+
+def method_marks(rows: Sequence[Row]) -> list[F.MethodMark]:
+    """The method comparison's marks: methods, then the null samplers, then the real floor."""
+    kind = {"method": "method", "reference": "null", "real": "real"}
+    shown = [r for r in rows if r.group in kind and r.get(M.JUDGE_FID) is not None]
+    shown.sort(key=lambda r: ("method", "reference", "real").index(r.group))
+    return [
+        F.MethodMark(
+            r.label,
+            point(interval(r, M.JUDGE_FID)),
+            point(interval(r, M.DISCRIMINABILITY)),
+            kind[r.group],
+        )  # fmt: skip
+        for r in shown
+    ]
+
+
+def round_panels(
+    rows: Mapping[str, Row],
+    chain: Sequence[str],
+    r0_accuracy: float | None,
+    accuracy_n: int,
+    null: str | None,
+    chance: tuple[float, float],
+) -> list[F.Panel]:
+    """The rounds figure's panels over r0, r1, ...: each metric with its 95% interval, the null
+    sampler, JEM and the real-data floor as lines, chance shaded; r0 has accuracy only."""
+    chain_rows = [rows.get(r) for r in chain]
+
+    def series(metric: str) -> list[F.Point]:
+        return [F.Point(None), *(point(interval(r, metric)) for r in chain_rows)]
+
+    def refs(metric: str) -> list[tuple[str, float, str]]:
+        out = []
+        for name, label, colour in ((null, "null sampler", "grey"), ("jem", "JEM", "tab:blue"),
+                                    ("real", "real data", "tab:green")):  # fmt: skip
+            value = rows[name].get(metric) if name in rows else None
+            if isinstance(value, int | float):
+                out.append((label, float(value), colour))
+        return out
+
+    r0 = C.Interval(r0_accuracy, *C.wilson(r0_accuracy * accuracy_n, accuracy_n)) if (
+        r0_accuracy is not None) else None  # fmt: skip
+    accuracy = [point(r0), *(point(interval(r, "acc", accuracy_n)) for r in chain_rows)]
+    return [
+        F.Panel("judge-FID ↓ (log axis)", series(M.JUDGE_FID), "log", refs(M.JUDGE_FID)),
+        F.Panel(
+            "discriminability ↑",
+            series(M.DISCRIMINABILITY),
+            "unit",
+            refs(M.DISCRIMINABILITY),
+            band=chance,
+        ),  # fmt: skip
+        F.Panel("precision ↑", series(M.PRECISION), "unit", refs(M.PRECISION)),
+        F.Panel("real-test accuracy of the classifier ↑", accuracy, "unit"),
+    ]
+
+
+ROUND_SERIES = (M.JUDGE_FID, M.JUDGE_FID_LO, M.JUDGE_FID_HI, M.DISCRIMINABILITY, M.PRECISION,
+                "classifier_test_accuracy", "acceptance_rate")  # fmt: skip
+
+
+def rounds_tsv(rows: Mapping[str, Row], chain: Sequence[str]) -> str:
+    """The chain's metrics per round as TSV (depth 0 is r0, the baseline, with its accuracy
+    only): the data of the rounds figure, for `dvc plots diff` to overlay experiments."""
+    lines = ["\t".join(["depth", "round", *ROUND_SERIES])]
+    for depth, name in enumerate(["r0", *chain]):
+        row = rows.get(name)
+        values = [row.get(k) if row is not None else None for k in ROUND_SERIES]
+        cells = ["" if v is None else f"{v:.6g}" for v in values]
+        lines.append("\t".join([str(depth), name, *cells]))
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------- tables
@@ -163,7 +275,7 @@ ROUND_COLUMNS: tuple[Column, ...] = (
     ("precision ↑", lambda r: fmt(r.get(M.PRECISION), 2)),
     ("interp. error ↓", lambda r: fmt(r.get(M.INTERPOLATION_ERROR), 3)),
     ("acceptance", lambda r: fmt(r.get("acceptance_rate"), 2)),
-    ("step size", lambda r: fmt(r.get("final_step_size"), 6)),
+    ("median eps", lambda r: fmt_sci(r.get("median_step_size"))),
     ("stuck chains", lambda r: fmt(r.get("stuck_share"), 2)),
     ("p(fake) of samples", lambda r: fmt(r.get("p_fake"), 3)),
     ("train passes / image", lambda r: fmt(r.get("train_passes_per_image"), 0)),
@@ -176,6 +288,11 @@ MEMORY_COLUMNS: tuple[Column, ...] = (
 )
 
 
+def digits_of(metric: str) -> int:
+    """Decimals a metric is shown with: FIDs to one, proportions and errors to three."""
+    return 1 if metric in (M.JUDGE_FID, "fid_x2") else 3
+
+
 def claims_table(
     results: Sequence[tuple[C.Claim, C.Interval | None, C.Interval | None, C.Verdict]],
 ) -> tuple:
@@ -183,7 +300,8 @@ def claims_table(
     rows = []
     for c, a, b, v in results:
         measured = f"{c.a.metric} of {c.a.row} vs {c.b.row}" + (f" ({c.note})" if c.note else "")
-        rows.append([c.text, c.paper, measured, fmt_interval(a, 3), fmt_interval(b, 3), v])
+        d = digits_of(c.a.metric)
+        rows.append([c.text, c.paper, measured, fmt_interval(a, d), fmt_interval(b, d), v])
     return ("table", headers, rows)
 
 
@@ -203,7 +321,9 @@ def published_table(dataset: str, rows: Mapping[str, Row]) -> tuple | None:
 
 # ----------------------------------------------------------------- the document
 
-Block = tuple  # ("h1" | "h2" | "p", text) | ("table", headers, rows) | ("img", path, caption)
+# ("h1" | "h2" | "p", text) | ("table", headers, rows) | ("img", path, caption) | ("toc",)
+# | ("thumbs", [(path, caption), ...])
+Block = tuple
 
 JUDGE_NOTE = (
     "Judge-based numbers use the judge: a classifier trained separately on the real training "
@@ -230,6 +350,29 @@ MEMORY_NOTE = (
 )
 
 
+GENERATION_NOTE = (
+    "A claim about samples is tested only between sets that generate. A set generates when its "
+    "discriminability interval lies above chance's (the Wilson interval of 1/K at the same n) "
+    "and its judge-FID interval lies below its null sampler's (the method's own sampler on a "
+    "flat target; for a method without one, the lowest-FID null). Where a side does not "
+    "generate, the verdict says so (untestable: neither side generates; only the claimed or "
+    "only the other side generates) instead of comparing two sets of noise."
+)
+
+
+@dataclass(frozen=True)
+class Figures:
+    """The report's own figures (embedded in the HTML) and the per-set grids (linked)."""
+
+    methods: Path | None = None  # judge-FID and discriminability of every set
+    rounds: Path | None = None  # metrics across STIC's rounds, with error bars
+    overview: Path | None = None  # one sample per class of each set
+
+
+def generation_cell(generating: Callable[[str], bool | None], name: str) -> str:
+    return {True: "yes", False: "no"}.get(generating(name), MISSING)
+
+
 def report_blocks(
     *,
     dataset: str,
@@ -238,33 +381,39 @@ def report_blocks(
     r0_accuracy: float | None,
     test_images: int,
     claim_results: Sequence[tuple[C.Claim, C.Interval | None, C.Interval | None, C.Verdict]],
-    rounds_figure: Path | None,
+    figures: Figures,
+    generating: Callable[[str], bool | None],
     seeds: int = 1,
 ) -> list[Block]:
-    """The report's content (rows in table order)."""
+    """The report's content (rows in table order): the verdicts first, then the evidence."""
     by_name = {r.name: r for r in rows}
     real = next((r for r in rows if r.group == "real"), None)
     n = real.eval.get(M.EVAL_COUNT) if real else None
+    gen_col: Column = ("generates", lambda r: generation_cell(generating, r.name))
     blocks: list[Block] = [("h1", f"Classifiers as generators: evaluation report ({dataset})")]
     blocks.append(("p", (
         f"This report rests on {seeds} seed{'s' if seeds != 1 else ''} (runtime.seed); "
-        "`cgen compare` gives the across-seed report with intervals over seeds. Every sample set "
-        f"is measured at the same number of hard samples, n = {fmt(n)} (min(eval.num_samples, "
-        f"{test_images} held-out images)), against all training images. ↑/↓: higher/lower is "
-        "better."
+        "`bin/cgen compare` gives the verdicts across seeds (reports/compare.md). Every sample "
+        f"set is measured at the same number of hard samples, n = {fmt(n)} "
+        f"(min(eval.num_samples, {test_images} held-out images)), against all training images. "
+        "↑/↓: higher/lower is better."
     )))  # fmt: skip
-    blocks.append(("h2", "Claims"))
+    blocks.append(("toc",))
+    blocks.append(("h2", "Verdicts"))
     blocks.append(("p", (
-        "Verdict rule (one seed): reproduced when the two 95% intervals do not overlap and the "
-        "claimed side is better; not reproduced when they do not overlap and the other side is "
-        "better; inconclusive when they overlap (judge-FID: bootstrap over samples; proportions: "
-        "Wilson; interpolation error: normal approximation). A claim whose rows were not run "
-        "says so."
+        "One seed: reproduced when the two 95% intervals do not overlap and the claimed side is "
+        "better; not reproduced when they do not overlap and the other side is better; "
+        "inconclusive when they overlap (judge-FID: bootstrap over samples; proportions: Wilson; "
+        "interpolation error: normal approximation). " + GENERATION_NOTE
     )))  # fmt: skip
     blocks.append(claims_table(claim_results))
     methods = [r for r in rows if r.group in ("method", "reference", "real")]
     blocks.append(("h2", "Methods"))
-    blocks.append(table(methods, FIDELITY))
+    if figures.methods is not None:
+        blocks.append(("img", figures.methods, "Every sample set: judge-FID (log axis) and "
+                       "discriminability with 95% intervals; grey: null samplers; green: the "
+                       "real-data floor; shaded: chance"))  # fmt: skip
+    blocks.append(table(methods, (gen_col, *FIDELITY)))
     blocks.append(("p", REFERENCE_NOTE))
     blocks.append(("p", JUDGE_NOTE))
     status = real.eval.get(M.INCEPTION_STATUS) if real else None
@@ -272,16 +421,24 @@ def report_blocks(
     pub = published_table(dataset, by_name)
     if pub is not None:
         blocks.append(pub)
+    blocks.append(("h2", "Samples"))
+    if figures.overview is not None:
+        blocks.append(("img", figures.overview, "One hard sample per class of each set (the "
+                       "first of each class), real test digits last"))  # fmt: skip
+    grids = [(path, f"{r.label}: {caption}") for r in rows for path, caption in r.figures]
+    blocks.append(("thumbs", grids))
     blocks.append(("h2", "STIC rounds"))
     round_rows = [r for r in rows if r.group == "round"]
     blocks.append(("p", (
         f"Round r0 is the baseline classifier (test accuracy {fmt(r0_accuracy)}); each later "
-        "round starts from the previous one's weights and chains, trains against its own "
-        "sampler, and is evaluated on fresh chains from the canvas after its training."
+        "round starts from the previous one (its weights or a new network, `stic.init`, and its "
+        "chains), trains against its own sampler, and is evaluated on fresh chains from the "
+        "canvas after its training."
     )))  # fmt: skip
-    blocks.append(table(round_rows, ROUND_COLUMNS, "round"))
-    if rounds_figure is not None:
-        blocks.append(("img", rounds_figure, "Metrics across rounds"))
+    blocks.append(table(round_rows, (gen_col, *ROUND_COLUMNS), "round"))
+    if figures.rounds is not None:
+        blocks.append(("img", figures.rounds, "Metrics across rounds with 95% intervals and "
+                       "the reference sets"))  # fmt: skip
     ablations = [r for r in rows if r.group == "ablation"]
     if ablations:
         blocks.append(("h2", "Ablations"))
@@ -291,14 +448,10 @@ def report_blocks(
             "chain round at the same training budget."
         )))  # fmt: skip
         compare = [by_name[c] for c in chain[:1] if c in by_name]
-        blocks.append(table(compare + ablations, ROUND_COLUMNS, "round"))
+        blocks.append(table(compare + ablations, (gen_col, *ROUND_COLUMNS), "round"))
     blocks.append(("h2", "Memorisation"))
     blocks.append(("p", MEMORY_NOTE))
     blocks.append(table([r for r in rows if r.group != "real"], MEMORY_COLUMNS))
-    blocks.append(("h2", "Samples"))
-    for r in rows:
-        for path, caption in r.figures:
-            blocks.append(("img", path, f"{r.label}: {caption}"))
     return blocks
 
 
@@ -326,6 +479,19 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
+def anchor(title: str) -> str:
+    """The anchor of a heading, as GitHub makes it (lower case, spaces to '-')."""
+    return re.sub(r"[^a-z0-9 -]", "", title.lower()).replace(" ", "-")
+
+
+def _relative(path: Path, base: Path) -> str:
+    return Path(os.path.relpath(Path(path).resolve(), base.resolve())).as_posix()
+
+
+def _headings(blocks: Sequence[Block]) -> list[str]:
+    return [b[1] for b in blocks if b[0] == "h2"]
+
+
 def render_markdown(blocks: Sequence[Block], base: Path) -> str:
     """Markdown; image paths relative to `base` (the folder of the .md file)."""
     out = []
@@ -333,6 +499,10 @@ def render_markdown(blocks: Sequence[Block], base: Path) -> str:
         kind = block[0]
         if kind == "h1":
             out.append(f"# {block[1]}")
+        elif kind == "toc":
+            out.append(" · ".join(f"[{h}](#{anchor(h)})" for h in _headings(blocks)))
+        elif kind == "thumbs":
+            out += [f"- [{caption}]({_relative(path, base)})" for path, caption in block[1]]
         elif kind == "h2":
             out.append(f"## {block[1]}")
         elif kind == "p":
@@ -343,8 +513,7 @@ def render_markdown(blocks: Sequence[Block], base: Path) -> str:
             out.append("|" + "---|" * len(headers))
             out += ["| " + " | ".join(map(_md_cell, row)) + " |" for row in rows]
         elif kind == "img":
-            rel = Path(os.path.relpath(Path(block[1]).resolve(), base.resolve()))
-            out.append(f"![{block[2]}]({rel.as_posix()})")
+            out.append(f"![{block[2]}]({_relative(block[1], base)})")
         out.append("")
     return "\n".join(out)
 
@@ -357,21 +526,37 @@ CSS = (
     "td:first-child,th:first-child,td.text{text-align:left}th{background:#f3f3f3}"
     "figure{margin:1em 0}img{max-width:100%}figcaption{font-size:13px;color:#444}"
     ".verdict-reproduced{background:#dff0d8}.verdict-not-reproduced{background:#f2dede}"
-    ".verdict-inconclusive{background:#fcf8e3}"
+    ".verdict-inconclusive{background:#fcf8e3}.verdict-untestable{background:#e8e8e8}"
+    ".verdict-only-claimed{background:#e6f2e0}.verdict-only-other{background:#f5e6e6}"
+    "nav{font-size:14px;margin:1em 0}nav a{margin-right:1em}"
+    ".thumbs{display:flex;flex-wrap:wrap;gap:8px}.thumbs a{width:150px;font-size:11px;"
+    "color:#333;text-decoration:none}.thumbs img{width:150px;border:1px solid #ddd}"
 )
+VERDICT_CLASS = {
+    "reproduced": "verdict-reproduced",
+    "not reproduced": "verdict-not-reproduced",
+    "inconclusive": "verdict-inconclusive",
+    C.NEITHER: "verdict-untestable",
+    C.ONLY_A: "verdict-only-claimed",
+    C.ONLY_B: "verdict-only-other",
+}
 
 
 def _cell(text: str) -> str:
     cls = ""
-    if text in ("reproduced", "not reproduced", "inconclusive"):
-        cls = f' class="verdict-{text.replace(" ", "-")}"'
+    if text in VERDICT_CLASS:
+        cls = f' class="{VERDICT_CLASS[text]}"'
     elif TEXT.search(text):  # prose (a claim, a measurement) reads left-aligned; numbers right
         cls = ' class="text"'
     return f"<td{cls}>{html.escape(text)}</td>"
 
 
-def render_html(blocks: Sequence[Block], read_bytes: Callable[[Path], bytes]) -> str:
-    """One self-contained page: PNGs inlined as base64 data URIs."""
+def render_html(
+    blocks: Sequence[Block], read_bytes: Callable[[Path], bytes], base: Path | None = None
+) -> str:
+    """One page: the report's own figures inlined as base64 data URIs; the per-set grids
+    ("thumbs") as thumbnails linking to their files, relative to `base` (the page's folder), so
+    the page stays small."""
     title = next((b[1] for b in blocks if b[0] == "h1"), "report")
     out = [
         "<!DOCTYPE html>",
@@ -380,8 +565,22 @@ def render_html(blocks: Sequence[Block], read_bytes: Callable[[Path], bytes]) ->
     ]
     for block in blocks:
         kind = block[0]
-        if kind in ("h1", "h2"):
-            out.append(f"<{kind}>{html.escape(block[1])}</{kind}>")
+        if kind == "h1":
+            out.append(f"<h1>{html.escape(block[1])}</h1>")
+        elif kind == "h2":
+            out.append(f'<h2 id="{anchor(block[1])}">{html.escape(block[1])}</h2>')
+        elif kind == "toc":
+            links = "".join(
+                f'<a href="#{anchor(h)}">{html.escape(h)}</a>' for h in _headings(blocks)
+            )
+            out.append(f"<nav>{links}</nav>")
+        elif kind == "thumbs":
+            cells = []
+            for path, caption in block[1]:
+                rel = html.escape(_relative(path, base or Path(".")))
+                cells.append(f'<a href="{rel}"><img loading="lazy" alt="{html.escape(caption)}" '
+                             f'src="{rel}"><br>{html.escape(caption)}</a>')  # fmt: skip
+            out.append(f'<div class="thumbs">{"".join(cells)}</div>')
         elif kind == "p":
             out.append(f"<p>{html.escape(block[1])}</p>")
         elif kind == "table":

@@ -54,11 +54,11 @@ def commands(d: Path, params: Path) -> list[tuple[str, list[str]]]:
     for section, name in (("judge", "judge"), ("judge_b", "judge_b"), ("baseline", "r0")):
         out.append((section, ["classifier", "--section", section, *tr, *te, "--model-out",
                               d / f"{name}.pt", "--metrics", d / f"{name}.json", "--figure",
-                              d / f"{name}.png"]))  # fmt: skip
+                              d / f"{name}.png", "--history", d / f"{name}.tsv"]))  # fmt: skip
     out += [
         ("stic_round@r1", ["stic-round", "--round", "r1", "--prev", d / "r0.pt", *tr, *te,
                            "--model-out", d / "r1.pt", "--metrics", d / "r1.json",
-                           "--figure", d / "r1_train.png"]),
+                           "--figure", d / "r1_train.png", "--history", d / "r1.tsv"]),
         ("stic_sample@r1", ["stic-sample", "--round", "r1", "--model", d / "r1.pt", *tr,
                             "--samples-out", d / "r1_samples.pt", "--metrics",
                             d / "r1_sampling.json", "--figure", d / "r1_samples.png"]),

@@ -107,8 +107,9 @@ def measure(label: str, repro_args: list[str]) -> dict:
     return {
         "label": label,
         "dvc_repro": " ".join(["dvc", "repro", *repro_args]),
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                                 capture_output=True).stdout.strip(),  # fmt: skip
+        "commit": subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True, capture_output=True
+        ).stdout.strip(),  # fmt: skip
         "total": t1 - t0,
         "dvc_after": t1 - previous_end,
         "stages": stages,

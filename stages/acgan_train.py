@@ -16,6 +16,7 @@ from stages.outputs import TrainOutputs, write_training
 from stages.skeleton import (
     PARAMS_DEFAULT,
     FigureOut,
+    HistoryOut,
     MetricsOut,
     ModelOut,
     Params,
@@ -42,6 +43,7 @@ def main(
     model_out: ModelOut,
     metrics: MetricsOut,
     figure: FigureOut,
+    history_out: HistoryOut,
     resume: Resume = None,
     params: Params = PARAMS_DEFAULT,
 ) -> None:
@@ -75,7 +77,7 @@ def main(
         d_state = {k: v.detach().cpu() for k, v in discriminator.state_dict().items()}
         write_training(
             st,
-            TrainOutputs(model_out, metrics, figure),
+            TrainOutputs(model_out, metrics, figure, history_out),
             model=generator,
             model_args=args,
             config=config,

@@ -17,6 +17,7 @@ from stages.outputs import TrainOutputs, write_training
 from stages.skeleton import (
     PARAMS_DEFAULT,
     FigureOut,
+    HistoryOut,
     MetricsOut,
     ModelOut,
     Params,
@@ -40,6 +41,7 @@ def main(
     model_out: ModelOut,
     metrics: MetricsOut,
     figure: FigureOut,
+    history_out: HistoryOut,
     resume: Resume = None,
     params: Params = PARAMS_DEFAULT,
 ) -> None:
@@ -72,7 +74,7 @@ def main(
         final = evaluate_classifier(model, test_set)
         write_training(
             st,
-            TrainOutputs(model_out, metrics, figure),
+            TrainOutputs(model_out, metrics, figure, history_out),
             model=model,
             model_args=args,
             config=config,

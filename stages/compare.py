@@ -135,7 +135,7 @@ def main(
     from pipeline.config import read_yaml
     from pipeline.methods.stic import chain_rounds
     from pipeline.report import render_html, render_markdown
-    from stages.report import LABELS
+    from stages.report import LABELS, null_of
 
     params = read_yaml(Path("params.yaml"))
     rounds = params["stic"]["rounds"]
@@ -154,7 +154,9 @@ def main(
         runs[exp] = rows
         typer.echo(f"{exp} ({rev}): {len(rows) - 1} sets")
     table = [(n, LABELS.get(n, f"STIC {n}" if n in rounds else n)) for n in names_in_table]
-    blocks = compare_blocks(runs, table, chain)
+    nulls = params["references"]["nulls"]
+    blocks = compare_blocks(runs, table, chain, lambda n: null_of(n, rounds, nulls),
+                            params["data"]["num_classes"])  # fmt: skip
     atomic_write_text(md, render_markdown(blocks, md.parent))
     atomic_write_text(html_out, render_html(blocks, lambda p: Path(p).read_bytes()))
     typer.echo(f"compare: {md} and {html_out} ({len(runs)} experiments)")

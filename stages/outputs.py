@@ -13,6 +13,7 @@ import torch
 from pipeline.checkpoint import save_checkpoint
 from pipeline.dist import writes_files
 from pipeline.figures import save_curves, save_grid
+from pipeline.io import atomic_write_text
 from pipeline.panels import class_rows
 from pipeline.samples import SampleSet, save_samples
 from stages.skeleton import Stage, write_metrics
@@ -23,6 +24,7 @@ class TrainOutputs:
     model: Path
     metrics: Path
     figure: Path
+    history: Path  # per-epoch metrics as TSV: what `dvc plots diff` overlays across experiments
 
 
 def write_training(
@@ -47,9 +49,21 @@ def write_training(
         outs.model, model, model_args, dict(config), history=history, metrics=dict(metrics), **extra
     )
     save_curves(history, curves, outs.figure, title)
+    atomic_write_text(outs.history, history_tsv(history))
     write_metrics(outs.metrics, metrics)
     st.run.log_metrics({f"final_{k}": v for k, v in metrics.items()})
     st.run.log_artifact(outs.figure, "figures")
+
+
+def history_tsv(history: list[dict[str, float]]) -> str:
+    """Per-epoch metrics as TSV: an `epoch` column (from 1), then every key any epoch has, in
+    first-seen order, with 6 significant digits (small diffs, the same bytes on a rerun)."""
+    keys = list(dict.fromkeys(k for row in history for k in row))
+    lines = ["\t".join(["epoch", *keys])]
+    for epoch, row in enumerate(history, start=1):
+        cells = [f"{row[k]:.6g}" if isinstance(row.get(k), int | float) else "" for k in keys]
+        lines.append("\t".join([str(epoch), *cells]))
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)

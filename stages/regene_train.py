@@ -19,6 +19,7 @@ from stages.outputs import TrainOutputs, write_training
 from stages.skeleton import (
     PARAMS_DEFAULT,
     FigureOut,
+    HistoryOut,
     MetricsOut,
     ModelOut,
     Params,
@@ -40,6 +41,7 @@ def main(
     model_out: ModelOut,
     metrics: MetricsOut,
     figure: FigureOut,
+    history_out: HistoryOut,
     resume: Resume = None,
     params: Params = PARAMS_DEFAULT,
 ) -> None:
@@ -72,7 +74,7 @@ def main(
         }
         write_training(
             st,
-            TrainOutputs(model_out, metrics, figure),
+            TrainOutputs(model_out, metrics, figure, history_out),
             model=decoder,
             model_args=args,
             config=config,

@@ -12,13 +12,17 @@ from typing import Annotated, Any
 import typer
 
 from pipeline import claims as C
+from pipeline import metrics as M
 from pipeline import report as R
 from pipeline.config import Overrides
+from pipeline.data import load_image_set
 from pipeline.errors import DataError
-from pipeline.figures import save_round_lines
+from pipeline.figures import save_method_comparison, save_overview, save_round_panels
 from pipeline.io import atomic_write_json, atomic_write_text
 from pipeline.methods.stic import BASE_ROUND, RoundConfig, chain_rounds, depth
-from stages.skeleton import PARAMS_DEFAULT, Params, stage
+from pipeline.panels import class_rows
+from pipeline.samples import load_samples
+from stages.skeleton import PARAMS_DEFAULT, Params, TestData, stage
 
 SECTIONS = {
     "data.name": str,
@@ -43,7 +47,19 @@ LABELS = {
 }
 HEADLINE = ("stic", "jem", "score_stic", "attentive_stic", "sgld", "acgan", "regene", "wang_torr",
             "real")  # fmt: skip
+# the method whose evaluation sampler a set's draw runs (its null sampler's source)
+SAMPLER_OF = {"jem": "jem", "sgld": "jem", "score_stic": "score_stic", "attentive_stic": "stic",
+              "attentive_random": "stic", "attentive_full": "stic"}  # fmt: skip
 Pattern = Annotated[str, typer.Option(help="a path pattern with {name}")]
+
+
+def null_of(name: str, rounds: dict, nulls: dict[str, str]) -> str | None:
+    """The null sampler set of a row: the null whose source draws like the row (STIC's rounds
+    and ablations: STIC's), None for a method with no sampler of its own (AC-GAN, ReGene, ...)."""
+    source = "stic" if name in rounds or name == "stic" else SAMPLER_OF.get(name)
+    return next((null for null, src in nulls.items() if src == source), None)
+
+
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -64,8 +80,13 @@ def main(
     strips: Pattern,
     neighbours: Pattern,
     drawing: Pattern,
+    samples: Pattern,
+    test: TestData,
     data_facts: Annotated[Path, typer.Option("--data-facts", help="prepare's facts JSON")],
     rounds_figure: Annotated[Path, typer.Option("--rounds-figure")],
+    methods_figure: Annotated[Path, typer.Option("--methods-figure")],
+    overview_figure: Annotated[Path, typer.Option("--overview-figure")],
+    rounds_data: Annotated[Path, typer.Option("--rounds-data", help="round metrics TSV")],
     md: Annotated[Path, typer.Option("--md")],
     html_out: Annotated[Path, typer.Option("--html")],
     summary: Annotated[Path, typer.Option("--summary", help="headline metrics JSON")],
@@ -73,7 +94,8 @@ def main(
 ) -> None:
     """Write the report, its figures and the headline metrics."""
     patterns = {"eval": eval_pattern, "sampling": sampling, "train": train_metrics, "grid": grid,
-                "strips": strips, "neighbours": neighbours, "drawing": drawing}  # fmt: skip
+                "strips": strips, "neighbours": neighbours, "drawing": drawing,
+                "samples": samples}  # fmt: skip
     for kind, pattern in patterns.items():
         if "{name}" not in pattern:
             raise DataError(f"--{kind.replace('_', '-')}: pattern {pattern!r} lacks {{name}}")
@@ -115,27 +137,41 @@ def main(
         facts = _read(data_facts)
         r0_acc = _read(path("train", BASE_ROUND)).get("test_accuracy")
         by_name["r0"] = R.Row("r0", "round", "r0", {}, {"classifier_test_accuracy": r0_acc})
-        results = C.judge_claims(C.claims(chain, {}), R.claim_lookup(by_name, facts["test_images"]))
-        round_rows = [by_name[r] for r in chain]
-        series = {
-            "classifier test accuracy": [
-                r0_acc,
-                *(r.get("classifier_test_accuracy") for r in round_rows),
-            ],
-            "judge-FID": [None, *(r.get("judge_fid") for r in round_rows)],
-            "discriminability": [None, *(r.get("discriminability") for r in round_rows)],
-            "precision": [None, *(r.get("precision") for r in round_rows)],
-            "interpolation error": [None, *(r.get("interpolation_error") for r in round_rows)],
-            "acceptance": [None, *(r.get("acceptance_rate") for r in round_rows)],
-        }
-        save_round_lines(["r0", *chain], series, rounds_figure, "STIC rounds (fresh chains)")
+        nulls = st.cfg["references.nulls"]  # null set -> the method whose sampler it runs
+        generating = R.generation(
+            by_name, lambda name: null_of(name, rounds, nulls), facts["classes"]
+        )
+        results = C.judge_claims(
+            C.claims(chain, {}), R.claim_lookup(by_name, facts["test_images"]), generating
+        )
+        shown = [r for r in rows if r.name != "r0"]
+        k = facts["classes"]
+        chance = C.chance_interval(k, int(by_name["real"].eval.get(M.EVAL_COUNT) or 0))
+        panels = R.round_panels(by_name, chain, r0_acc, facts["test_images"],
+                                null_of("stic", rounds, nulls), chance)  # fmt: skip
+        save_round_panels(["r0", *chain], panels, rounds_figure,
+                          "STIC's rounds: fresh chains, 95% intervals")  # fmt: skip
+        atomic_write_text(rounds_data, R.rounds_tsv(by_name, chain))
+        save_method_comparison(R.method_marks(shown), (1 / k, *chance), methods_figure,
+                               "Every sample set against the references")  # fmt: skip
+        overview = [
+            (r.label, class_rows(load_samples(path("samples", r.name)), 1)[0])
+            for r in shown
+            if r.group == "method" and path("samples", r.name).is_file()
+        ]
+        real_digits = M.real_as_samples(load_image_set(test))
+        overview.append((LABELS["real"], class_rows(real_digits, 1)[0]))
+        save_overview(overview, overview_figure, "One hard sample per class of each set")
         blocks = R.report_blocks(
-            dataset=st.cfg["data.name"], rows=[r for r in rows if r.name != "r0"], chain=chain,
-            r0_accuracy=r0_acc, test_images=facts["test_images"], claim_results=results,
-            rounds_figure=rounds_figure,
+            dataset=st.cfg["data.name"], rows=shown, chain=chain, r0_accuracy=r0_acc,
+            test_images=facts["test_images"], claim_results=results,
+            figures=R.Figures(methods_figure, rounds_figure, overview_figure),
+            generating=generating,
         )  # fmt: skip
         atomic_write_text(md, R.render_markdown(blocks, md.parent))
-        atomic_write_text(html_out, R.render_html(blocks, lambda p: Path(p).read_bytes()))
+        atomic_write_text(
+            html_out, R.render_html(blocks, lambda p: Path(p).read_bytes(), html_out.parent)
+        )
         atomic_write_json(summary, R.summary(rows, HEADLINE))
         verdicts = {c.id: v for c, _, _, v in results}
         st.run.log_metrics({f"claim_{k}": {"reproduced": 1, "not reproduced": -1}.get(v, 0)

@@ -15,6 +15,7 @@ from stages.outputs import TrainOutputs, write_training
 from stages.skeleton import (
     PARAMS_DEFAULT,
     FigureOut,
+    HistoryOut,
     MetricsOut,
     ModelOut,
     Params,
@@ -36,6 +37,7 @@ def main(
     model_out: ModelOut,
     metrics: MetricsOut,
     figure: FigureOut,
+    history_out: HistoryOut,
     resume: Resume = None,
     params: Params = PARAMS_DEFAULT,
 ) -> None:
@@ -63,7 +65,7 @@ def main(
         passes = float(cfg.train.epochs)
         write_training(
             st,
-            TrainOutputs(model_out, metrics, figure),
+            TrainOutputs(model_out, metrics, figure, history_out),
             model=model,
             model_args=args,
             config=config,

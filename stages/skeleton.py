@@ -33,6 +33,9 @@ ModelOut = Annotated[Path, typer.Option("--model-out", help="checkpoint to write
 SamplesOut = Annotated[Path, typer.Option("--samples-out", help="sample set to write")]
 MetricsOut = Annotated[Path, typer.Option("--metrics", help="metrics JSON to write")]
 FigureOut = Annotated[Path, typer.Option("--figure", help="PNG figure to write")]
+HistoryOut = Annotated[
+    Path, typer.Option("--history", help="per-epoch metrics TSV to write (dvc plots)")
+]
 Resume = Annotated[
     Path | None,
     typer.Option("--resume", help="scratch file of resume snapshots (kept until the run ends)"),
@@ -111,9 +114,10 @@ def stage(
 
 
 def write_metrics(path: Path, metrics: Mapping[str, Any]) -> None:
-    """Small metrics JSON (rounded so diffs stay readable); one process per machine writes."""
+    """Small metrics JSON (six significant digits, so diffs stay readable and a step size of
+    1e-7 survives); one process per machine writes."""
     if not dist.writes_files():
         return
     atomic_write_json(
-        path, {k: round(v, 6) if isinstance(v, float) else v for k, v in metrics.items()}
+        path, {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in metrics.items()}
     )

@@ -29,6 +29,7 @@ from stages.outputs import TrainOutputs, write_training
 from stages.skeleton import (
     PARAMS_DEFAULT,
     FigureOut,
+    HistoryOut,
     MetricsOut,
     ModelOut,
     Params,
@@ -74,6 +75,7 @@ def main(
     model_out: ModelOut,
     metrics: MetricsOut,
     figure: FigureOut,
+    history_out: HistoryOut,
     resume: Resume = None,
     params: Params = PARAMS_DEFAULT,
 ) -> None:
@@ -124,7 +126,7 @@ def main(
         ) + payload.get("train_passes_per_image", 0.0)
         write_training(
             st,
-            TrainOutputs(model_out, metrics, figure),
+            TrainOutputs(model_out, metrics, figure, history_out),
             model=model,
             model_args=args,
             config=config,

@@ -20,7 +20,7 @@ import typer
 
 from pipeline.config import read_yaml
 from pipeline.errors import ConfigError
-from stages.compare import experiments, read_json
+from stages.compare import experiments, made_at, read_json
 from stages.seeds import dvc
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -153,9 +153,10 @@ def render(grid: Grid, found: dict[str, str]) -> str:
             if s != setting:
                 continue
             rev = found.get(name)
+            made = made_at(rev) if rev is not None else None
             rows.append({} if rev is None else {
-                **(read_json(f"reports/sampling/{grid.round}.json", rev) or {}),
-                **(read_json(f"reports/eval/{grid.round}.json", rev) or {})})  # fmt: skip
+                **(read_json(f"reports/sampling/{grid.round}.json", rev, made) or {}),
+                **(read_json(f"reports/eval/{grid.round}.json", rev, made) or {})})  # fmt: skip
         cells = [cell([r.get(k) for r in rows], d) for k, _, d in columns]
         what = ", ".join(flag(k, v) for k, v in changes.items()) or "the base"
         lines.append(f"| {setting}: {what} | " + " | ".join(cells) + " |")

@@ -17,6 +17,7 @@ from pipeline.chains import (
     GramMeans,
     chain_targets,
     class_mean_grams,
+    eval_start_log_eps,
     evaluation_set,
     train_against_chains,
     train_passes,
@@ -204,3 +205,47 @@ def test_train_passes_count_every_forward_pass():
     # 100 images: 10 steps per epoch, each 10 real + 10 mixup + 10 fakes * (1 + 5 steps)
     assert train_passes(s, 100, "per_step", 0) == 2 * 10 * (10 + 10 + 60) / 100
     assert train_passes(s, 100, "per_round", 7) == (2 * 10 * 30 + 40 * 7) / 100
+
+
+def test_evaluation_chains_start_where_eps_start_says():
+    buf = ChainBuffer.new(SETTING.chains, 3, (1, 8, 8), 1e-3, torch.Generator().manual_seed(0))
+    buf.log_eps = torch.linspace(-12, -6, len(buf))  # as if the chains had adapted
+    ev = EvalChainsConfig(hard_per_class=2, soft=0, steps=4, burn_in=4, eps_start="learned")
+    learned = eval_start_log_eps(ev, buf, SETTING.sampler)
+    assert torch.equal(learned, buf.learned_log_eps()) and learned.unique().numel() == 3
+    initial = eval_start_log_eps(replace(ev, eps_start="initial"), buf, SETTING.sampler)
+    assert torch.allclose(initial, torch.full((3,), math.log(SETTING.sampler.step_size)))
+
+
+def test_working_regime_keeps_acceptance_near_its_target(tiny_data):
+    """STIC's working regime in miniature (flat_cnn, the random fake output, MH at JEM's
+    temperature, each chain's eps adapted toward 0.57): a seeded run keeps the training chains'
+    acceptance near the target, and its evaluation chains, started at the initial eps and
+    adapting at every step, too."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="flat_cnn", width=4, dropout=0.0, norm="none")
+    model = build_model(model_args(cfg, 1, 4))
+    setting = replace(
+        SETTING,
+        train=replace(SETTING.train, epochs=3, mixup_alpha=0.0, lr=1e-3),
+        chains=replace(SETTING.chains, steps=10, soft_share=0.0, restart=0.05),
+        sampler=replace(
+            SETTING.sampler,
+            temperature=5e-5,
+            step_size=5e-5,
+            step_min=1e-8,
+            step_max=1.0,
+            gram_weight=0.0,
+        ),  # fmt: skip
+    )
+    history, buf = train_against_chains(model, tiny_data, setting, "per_step", device=CPU,
+                                        seed=0, where="regime")  # fmt: skip
+    assert 0.4 < history[-1]["train_chain_acceptance"] < 0.75
+    ev = EvalChainsConfig(hard_per_class=4, soft=0, steps=80, burn_in=80, eps_start="initial")
+    gens = (torch.Generator().manual_seed(1), torch.Generator().manual_seed(2))
+    _, metrics, trace = evaluation_set(
+        model, tiny_data, setting.drawing, ev, eval_start_log_eps(ev, buf, setting.sampler),
+        *gens, method="r1", device=CPU, where="eval",
+    )  # fmt: skip
+    late = trace.acceptance[40:]  # once eps has climbed from its start
+    assert 0.35 < sum(late) / len(late) < 0.8 and metrics["stuck_share"] == 0.0

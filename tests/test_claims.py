@@ -62,7 +62,7 @@ def test_claims_name_this_runs_rows_and_a_missing_row_is_not_run():
     assert by_id["stic_rounds_quality"].a.row == "r3" and by_id["stic_rounds_quality"].b.row == "r1"
     assert by_id["score_beats_stic"].b.row == "r3"
     lookup = {("r3", "judge_fid"): Iv(20, 15, 25), ("r1", "judge_fid"): Iv(50, 45, 60)}
-    results = C.judge_claims(claims, lambda q: lookup.get((q.row, q.metric)))
+    results = C.judge_claims(claims, lambda q: lookup.get((q.row, q.metric)), lambda row: True)
     verdicts = {c.id: v for c, _, _, v in results}
     assert verdicts["stic_rounds_quality"] == "reproduced"
     assert verdicts["score_beats_stic"] == "not run"
@@ -96,3 +96,63 @@ def test_compare_reads_only_what_a_targeted_experiment_made_itself():
     assert stale == {"data/models/r2.pt", "reports/eval", "reports/eval_r1.json"}
     params["runtime"]["seed"] = 0  # the base commit itself: r1 was not made with seed 0
     assert "data/models/r1.pt" in not_made(lock, params)
+
+
+def test_the_generation_test():
+    null = Iv(1800, 1750, 1850)
+    # digits: discriminability far above 1/10 and a FID far below the null's
+    assert C.generates(Iv(20, 15, 25), null, 0.95, 200, 10) is True
+    # noise that the judge calls chance, even with a FID below the null's
+    assert C.generates(Iv(1500, 1400, 1600), null, 0.11, 200, 10) is False
+    # above chance, but its FID interval reaches the null's
+    assert C.generates(Iv(1700, 1600, 1760), null, 0.5, 200, 10) is False
+    # no null to compare with: discriminability alone
+    assert C.generates(Iv(40, 30, 50), None, 0.9, 200, 10) is True
+    assert C.generates(None, null, 0.9, 200, 10) is None
+    lo, hi = C.chance_interval(10, 200)
+    assert lo < 0.1 < hi and hi < 0.16
+
+
+def test_a_claim_between_sets_that_do_not_both_generate_is_not_judged_by_the_rule():
+    by_id = {c.id: c for c in C.claims(["r1", "r2", "r3"], {})}
+    noise = {"r3": Iv(1590, 1500, 1620), "r1": Iv(1728, 1650, 1800), "jem": Iv(18, 14, 24)}
+    lookup = {(row, "judge_fid"): iv for row, iv in noise.items()}
+    lookup[("r3", "acc")] = Iv(0.98, 0.96, 0.99)
+    lookup[("r0", "acc")] = Iv(0.97, 0.95, 0.98)
+    gen = {"r1": False, "r3": False, "jem": True}
+    picked = [by_id[k] for k in ("stic_rounds_quality", "stic_matches_jem", "stic_rounds_accuracy")]
+    results = C.judge_claims(picked, lambda q: lookup.get((q.row, q.metric)), gen.get)
+    verdicts = {c.id: v for c, _, _, v in results}
+    # the old rule called this "reproduced" (the intervals do not overlap): two sets of noise
+    assert C.verdict_single(noise["r3"], noise["r1"], "lower") == "reproduced"
+    assert verdicts["stic_rounds_quality"] == C.NEITHER
+    assert verdicts["stic_matches_jem"] == C.ONLY_B
+    assert verdicts["stic_rounds_accuracy"] == "inconclusive"  # about classifiers: no gate
+
+
+def test_across_seeds_a_claim_rests_on_the_seeds_where_both_sides_generate():
+    from pipeline.compare import metric_interval, seeds_verdict
+
+    def row(fid, disc):
+        return {"judge_fid": fid, "judge_fid_lo": fid * 0.8, "judge_fid_hi": fid * 1.2,
+                "discriminability": disc, "num_hard_samples": 200}  # fmt: skip
+
+    null = row(1800, 0.1)
+    runs = {
+        "seed-0": {"r1": row(30, 0.9), "jem": row(20, 0.95), "null_stic": null, "null_jem": null},
+        "seed-1": {"r1": row(25, 0.92), "jem": row(22, 0.94), "null_stic": null, "null_jem": null},
+        "seed-2": {"r1": row(1500, 0.1), "jem": row(18, 0.96), "null_stic": null,
+                   "null_jem": null},
+    }  # fmt: skip
+    claim = next(c for c in C.claims(["r1"], {}) if c.id == "stic_matches_jem")
+    null_of = {"r1": "null_stic", "jem": "null_jem"}.get
+    verdict, ci, n = seeds_verdict(runs, claim, null_of, 10)
+    assert n == 2 and ci.value == pytest.approx(6.5)  # seed-2's r1 does not generate: left out
+    for seed in ("seed-0", "seed-1"):
+        runs[seed]["r1"] = row(1400, 0.1)
+    assert seeds_verdict(runs, claim, null_of, 10)[0] == C.ONLY_B
+    # a proportion's interval over three seeds stays inside [0, 1]
+    runs = {"a": {"jem": {"discriminability": 0.99}}, "b": {"jem": {"discriminability": 1.0}},
+            "c": {"jem": {"discriminability": 0.8}}}  # fmt: skip
+    iv = metric_interval(runs, "jem", "discriminability")
+    assert iv.hi == 1.0 and iv.lo > 0

@@ -59,7 +59,7 @@ def classifier(params, d, section="baseline", name="r0"):
     return run(
         "classifier", "--section", section, "--train", d / "train.pt", "--test", d / "test.pt",
         "--model-out", d / f"{name}.pt", "--metrics", d / f"{name}.json",
-        "--figure", d / f"{name}.png", "--params", params,
+        "--figure", d / f"{name}.png", "--history", d / f"{name}.tsv", "--params", params,
     )  # fmt: skip
 
 

@@ -50,7 +50,7 @@ def train_cmd(kind: str, d: Path, out: Path, params: Path, resume: Path | None =
             "score": ["score-train"]}[kind]  # fmt: skip
     cmd = [*head, "--train", d / "train.pt", "--test", d / "test.pt", "--model-out",
            out / f"{kind}.pt", "--metrics", out / f"{kind}.json", "--figure", out / f"{kind}.png",
-           "--params", params]  # fmt: skip
+           "--history", out / f"{kind}.tsv", "--params", params]  # fmt: skip
     return cmd + (["--resume", resume] if resume else [])
 
 
@@ -196,10 +196,10 @@ def test_every_training_loop_runs_under_two_processes(tmp_path, tiny_params):
     cgen(*train_cmd("score", d, d, two))
     cgen("acgan-train", "--variant", "acgan", "--train", d / "train.pt", "--model-out",
          d / "acgan.pt", "--metrics", d / "acgan.json", "--figure", d / "acgan.png",
-         "--params", two)  # fmt: skip
+         "--history", d / "acgan.tsv", "--params", two)  # fmt: skip
     cgen("regene-train", "--classifier", d / "r0.pt", "--train", d / "train.pt", "--test",
          d / "test.pt", "--model-out", d / "regene.pt", "--metrics", d / "regene.json",
-         "--figure", d / "regene.png", "--params", two)  # fmt: skip
+         "--figure", d / "regene.png", "--history", d / "regene.tsv", "--params", two)  # fmt: skip
     for name in ("r0", "r1", "r1_samples", "score", "acgan", "regene"):
         assert (d / f"{name}.pt").is_file(), name
     assert json.loads((d / "r1.json").read_text())["test_accuracy"] > 0

@@ -35,6 +35,43 @@ def test_expand_outputs_keeps_real_class_logits(tiny_classifier):
     assert torch.all(bigger(x)[:, 3] == 0)
 
 
+def test_flat_cnn_keeps_layout_and_its_latent_size_at_any_image_size():
+    cfg = ModelConfig(arch="flat_cnn", width=8, dropout=0.0, norm="none")
+    model = build_model(model_args(cfg, in_channels=1, num_outputs=11)).eval()
+    for size in (16, 32):
+        latent, maps = model.forward_features(torch.randn(2, 1, size, size))
+        assert latent.shape == (2, 32) and maps["block2"].shape == (2, 16, size // 4, size // 4)
+    # unlike global pooling, moving a stroke moves the logits: the head sees positions
+    x = torch.zeros(1, 1, 16, 16)
+    x[..., 2:6, 2:6] = 1.0
+    moved = torch.roll(x, shifts=(8, 8), dims=(2, 3))
+    assert not torch.allclose(model(x), model(moved), atol=1e-4)
+
+
+def test_flat_cnn_checkpoint_round_trip(tmp_path):
+    cfg = ModelConfig(arch="flat_cnn", width=4, dropout=0.0, norm="none")
+    args = model_args(cfg, in_channels=1, num_outputs=11)
+    model = build_model(args).eval()
+    save_checkpoint(tmp_path / "f.pt", model, args, {})
+    back, payload = load_classifier(tmp_path / "f.pt", expected_args=args)
+    x = torch.randn(3, 1, 16, 16)
+    assert torch.equal(back(x), model(x)) and payload["model_args"]["arch"] == "flat_cnn"
+
+
+def test_expand_outputs_random_rows_are_seeded_and_keep_the_old_rows(tiny_classifier):
+    model, args = tiny_classifier
+    rows = []
+    for _ in range(2):
+        torch.manual_seed(7)
+        bigger, _ = expand_outputs(model, args, 4, "random")
+        rows.append(bigger.head.weight.detach()[3].clone())
+        assert torch.equal(bigger.head.weight[:3], model.head.weight)
+        assert torch.equal(bigger.head.bias[:3], model.head.bias)
+    assert torch.equal(rows[0], rows[1]) and rows[0].abs().sum() > 0
+    bound = 1 / model.head.in_features**0.5  # nn.Linear's initialisation: U(-bound, bound)
+    assert rows[0].abs().max() <= bound
+
+
 def test_checkpoint_round_trip_and_mismatch(tmp_path, tiny_classifier):
     model, args = tiny_classifier
     path = tmp_path / "m.pt"

@@ -31,7 +31,7 @@ def test_intervals_per_metric_kind():
     assert R.interval(None, M.JUDGE_FID) is None and R.interval(r, "missing_key") is None
 
 
-def test_report_blocks_put_the_claims_first_and_say_what_was_not_run(tmp_path):
+def test_report_blocks_put_the_verdicts_first_and_say_what_was_not_run(tmp_path):
     rows = [
         row("r1", "round", fid=300.0, lo=280.0, hi=320.0, disc=0.3),
         row("r2", "round", fid=40.0, lo=35.0, hi=46.0, disc=0.9),
@@ -41,22 +41,63 @@ def test_report_blocks_put_the_claims_first_and_say_what_was_not_run(tmp_path):
         row("real", "real", fid=2.0, lo=1.5, hi=2.6, disc=0.99,
             **{M.INCEPTION_STATUS: "not computed: x"}),
     ]  # fmt: skip
-    lookup = R.claim_lookup({r.name: r for r in rows}, 359)
-    results = C.judge_claims(C.claims(["r1", "r2"], {}), lookup)
+    by_name = {r.name: r for r in rows}
+    lookup = R.claim_lookup(by_name, 359)
+    generating = R.generation(by_name, lambda name: "null_stic", 10)
+    assert generating("r2") is True and generating("r1") is True and generating("real") is None
+    results = C.judge_claims(C.claims(["r1", "r2"], {}), lookup, generating)
     verdicts = {c.id: v for c, _, _, v in results}
     assert verdicts["stic_rounds_quality"] == "reproduced"  # 40 [35, 46] vs 300 [280, 320]
     assert verdicts["stic_matches_jem"] == "not reproduced"  # 40 [35, 46] vs 25 [22, 28]
     assert verdicts["score_beats_stic"] == "not run"
     blocks = R.report_blocks(
         dataset="digits", rows=rows, chain=["r1", "r2"], r0_accuracy=0.99, test_images=359,
-        claim_results=results, rounds_figure=None,
+        claim_results=results, figures=R.Figures(), generating=generating,
     )  # fmt: skip
     headings = [b[1] for b in blocks if b[0] == "h2"]
-    assert headings[0] == "Claims" and "Methods" in headings and "Memorisation" in headings
+    assert headings[0] == "Verdicts" and "Methods" in headings and "Memorisation" in headings
     claims_table = next(b for b in blocks if b[0] == "table")
     assert claims_table[1][-1] == "verdict" and len(claims_table[2]) == len(results)
+    assert claims_table[2][0][3] == "40.0 [35.0, 46.0]"  # FIDs to one decimal
     text = R.render_markdown(blocks, tmp_path)
     assert "This report rests on 1 seed" in text and "n = 200" in text
+    assert "[Verdicts](#verdicts)" in text  # the table of contents
+    page = R.render_html(blocks, lambda p: p.read_bytes(), tmp_path)
+    assert '<h2 id="stic-rounds">' in page and '<a href="#stic-rounds">' in page
+
+
+def test_grids_are_linked_thumbnails_and_figures_are_inlined(tmp_path):
+    png = tmp_path / "figures" / "eval" / "r1_samples.png"
+    save_grid(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), png, rows=2, title="t")
+    blocks = [("h1", "T"), ("thumbs", [(png, "STIC r1: hard samples")]), ("img", png, "fig")]
+    page = R.render_html(blocks, lambda p: p.read_bytes(), tmp_path)
+    assert '<a href="figures/eval/r1_samples.png"><img loading="lazy"' in page
+    assert page.count("data:image/png;base64,") == 1  # the grid is linked, the figure inlined
+    md = R.render_markdown(blocks, tmp_path)
+    assert "- [STIC r1: hard samples](figures/eval/r1_samples.png)" in md
+
+
+def test_the_report_figures_draw_intervals_and_references(tmp_path):
+    from pipeline.figures import save_method_comparison, save_round_panels
+
+    rows = {
+        "r1": row("r1", "round", fid=300.0, lo=280.0, hi=320.0, disc=0.3),
+        "jem": row("jem", fid=25.0, lo=22.0, hi=28.0, disc=0.95),
+        "null_stic": row("null_stic", "reference", fid=900.0, lo=850.0, hi=950.0, disc=0.1),
+        "real": row("real", "real", fid=2.0, lo=1.5, hi=2.6, disc=0.99),
+    }
+    panels = R.round_panels(rows, ["r1"], 0.97, 359, "null_stic", (0.07, 0.14))
+    fid = panels[0]
+    assert fid.scale == "log" and fid.points[1] == R.F.Point(300.0, 280.0, 320.0)
+    assert {label for label, _, _ in fid.references} == {"null sampler", "JEM", "real data"}
+    assert panels[1].scale == "unit" and panels[1].band == (0.07, 0.14)
+    assert panels[3].points[0].value == 0.97  # r0's accuracy, with its Wilson interval
+    marks = R.method_marks(list(rows.values()))
+    assert [m.kind for m in marks] == ["method", "null", "real"]  # rounds are not methods
+    save_round_panels(["r0", "r1"], panels, tmp_path / "rounds.png", "t")
+    save_method_comparison(marks, (0.1, 0.07, 0.14), tmp_path / "methods.png", "t")
+    assert (tmp_path / "rounds.png").stat().st_size > 1000
+    assert (tmp_path / "methods.png").stat().st_size > 1000
 
 
 def test_published_numbers_only_where_dataset_and_inception_metric_match():

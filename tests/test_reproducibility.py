@@ -36,10 +36,10 @@ def chain(d: Path, params: Path) -> None:
          "--metrics", d / "data.json", "--params", params)  # fmt: skip
     cgen("classifier", "--section", "baseline", "--train", d / "train.pt", "--test", d / "test.pt",
          "--model-out", d / "r0.pt", "--metrics", d / "r0.json", "--figure", d / "r0.png",
-         "--params", params)  # fmt: skip
+         "--history", d / "r0.tsv", "--params", params)  # fmt: skip
     cgen("stic-round", "--round", "r1", "--prev", d / "r0.pt", "--train", d / "train.pt",
          "--test", d / "test.pt", "--model-out", d / "r1.pt", "--metrics", d / "r1.json",
-         "--figure", d / "r1_train.png", "--params", params)  # fmt: skip
+         "--figure", d / "r1_train.png", "--history", d / "r1.tsv", "--params", params)  # fmt: skip
     cgen("stic-sample", "--round", "r1", "--model", d / "r1.pt", "--train", d / "train.pt",
          "--samples-out", d / "r1_samples.pt", "--metrics", d / "r1_sampling.json",
          "--figure", d / "r1_samples.png", "--params", params)  # fmt: skip
@@ -58,7 +58,7 @@ def test_same_params_same_output_bytes(tmp_path, offline_params):
     chain(a, offline_params)
     chain(b, offline_params)
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
-    assert len(files) == 12
+    assert len(files) == 14
     for rel in files:
         assert md5(a / rel) == md5(b / rel), f"{rel} differs between two identical runs"
 
@@ -76,8 +76,8 @@ def test_sigkill_mid_training_then_rerun_completes(tmp_path, tiny_params):
     def args(out: Path) -> list:
         return ["classifier", "--section", "baseline", "--train", d / "train.pt",
                 "--test", d / "test.pt", "--model-out", out / "r0.pt", "--metrics",
-                out / "r0.json", "--figure", out / "r0.png", "--resume", out / "resume.pt",
-                "--params", params]  # fmt: skip
+                out / "r0.json", "--figure", out / "r0.png", "--history", out / "r0.tsv",
+                "--resume", out / "resume.pt", "--params", params]  # fmt: skip
 
     proc = subprocess.Popen([str(ROOT / "bin" / "cgen"), *map(str, args(d))], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
