@@ -21,6 +21,7 @@ repro: $(STAMP)
 	@start=$$(date +%s); $(BIN)/dvc repro && echo "dvc repro finished in $$(( $$(date +%s) - start )) s"
 	@bin/cgen track flush
 	@bin/cgen where
+	@bin/cgen machine
 
 test: $(STAMP)
 	$(BIN)/pytest -m "not slow" -q
@@ -47,11 +48,15 @@ clean-venv:
 # These three need .venv (`make setup`) but never reinstall: in a clone whose .venv is a symlink to
 # another checkout's, a reinstall would point that environment's editable install at the clone.
 .PHONY: push pull mlflow-server
+# push and pull say so when no remote is configured, instead of failing over every file
+NEED_REMOTE = $(BIN)/dvc remote list | grep -q . || { echo "make $@: no DVC remote is configured; add one with: .venv/bin/dvc remote add --local -d storage /path/to/remote (README, Running at scale)" >&2; exit 2; }
 
 push:
+	@$(NEED_REMOTE)
 	$(BIN)/dvc push $(if $(REMOTE),-r $(REMOTE))
 
 pull:
+	@$(NEED_REMOTE)
 	$(BIN)/dvc pull $(if $(REMOTE),-r $(REMOTE))
 
 # The shared MLflow server (options: scripts/mlflow_server.sh --help), e.g. PORT=5001

@@ -47,7 +47,9 @@ def main(
 ) -> None:
     """Train a classifier on the real training split (a judge never synthesizes)."""
     kind = ClassifierConfig if section == "baseline" else JudgeConfig
-    with stage(section, params, {section: kind}, tags={"round": "r0"}) as st:
+    # the baseline is round r0 of STIC; a judge is no round (it only evaluates)
+    tags = {"round": "r0", "method": "stic"} if section == "baseline" else {"role": "judge"}
+    with stage(section, params, {section: kind}, tags=tags) as st:
         cfg = st.cfg[section]
         base = cfg.seed if isinstance(cfg, JudgeConfig) else st.runtime.seed
         train_set, test_set = load_image_set(train), load_image_set(test)

@@ -101,10 +101,9 @@ def main(
             if (root / "dvc.lock").is_file()
             else 0
         )
-        typer.echo(f"Another numeric fingerprint ({what}): every output that training, sampling "
-                   f"or evaluation computes will differ from the committed one (of the {n} "
-                   "outputs in dvc.lock, all but the prepared data and the parameter gate); the "
-                   "verdicts across seeds are what to compare.")  # fmt: skip
+        typer.echo(f"Another numeric fingerprint ({what}): expect the outputs that training, "
+                   f"sampling and evaluation compute to differ from the committed ones (dvc.lock "
+                   f"lists {n} outputs); compare verdicts across seeds, not digits.")  # fmt: skip
     changed = changed_outputs(root)
     if changed:
         typer.echo(f"{len(changed)} outputs in the working dvc.lock differ from the committed:")

@@ -29,6 +29,12 @@ def main(
     typer.echo(f"  {len(stages)} stage families in {dvc_file}; `dvc dag` draws them")
     tracking = from_dict(TrackingConfig, read_yaml(params)["tracking"], "tracking")
     uri = tracking.uri or default_uri(repo_root())
-    typer.echo(f"MLflow runs: {uri} (experiment '{tracking.experiment}')")
-    typer.echo(f"  browse: .venv/bin/mlflow ui --backend-store-uri {uri}")
+    db = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+    if not tracking.enabled:
+        typer.echo("MLflow runs: none (tracking.enabled is false)")
+    elif db is not None and not db.is_file():
+        typer.echo(f"MLflow runs: none yet ({db} does not exist: `make repro` makes it)")
+    else:
+        typer.echo(f"MLflow runs: {uri} (experiment '{tracking.experiment}')")
+        typer.echo(f"  browse: .venv/bin/mlflow ui --backend-store-uri {uri}")
     typer.echo("Compare experiments: .venv/bin/dvc exp show --only-changed")

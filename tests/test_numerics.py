@@ -127,3 +127,34 @@ def test_differences_name_only_the_numeric_keys():
     a = {k: "x" for k in numerics.NUMERIC_KEYS} | {"cpu": "one"}
     b = dict(a, cpu="another", torch="y")
     assert numerics.differences(a, b) == {"torch": ("x", "y")}  # the CPU's name is description
+
+
+def test_cgen_machine_says_which_outputs_differ_from_the_committed_ones(tmp_path):
+    """A results folder whose committed fingerprint names another torch, and whose working
+    dvc.lock differs from the committed one in one output: `cgen machine` says both."""
+    repo = tmp_path / "repo"
+    (repo / "reports").mkdir(parents=True)
+    lock = {"schema": "2.0", "stages": {
+        "judge": {"cmd": "x", "outs": [{"path": "data/models/judge.pt", "md5": "aa"}]},
+        "prepare": {"cmd": "y", "outs": [{"path": "data/prepared/train.pt", "md5": "bb"}]},
+    }}  # fmt: skip
+    (repo / "dvc.lock").write_text(yaml.safe_dump(lock))
+    here = subprocess.run([str(ROOT / "bin" / "cgen"), "machine", "--write",
+                           str(repo / "reports" / "machine.json")], cwd=ROOT, capture_output=True,
+                          text=True)  # fmt: skip
+    assert here.returncode == 0, here.stderr
+    made = json.loads((repo / "reports" / "machine.json").read_text())
+    (repo / "reports" / "machine.json").write_text(json.dumps({**made, "torch": "0.0-other"}))
+    for cmd in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t",
+                                                "commit", "-qm", "results"]):  # fmt: skip
+        subprocess.run(["git", *cmd], cwd=repo, check=True)
+    lock["stages"]["judge"]["outs"][0]["md5"] = "cc"  # as after a dvc repro on this machine
+    (repo / "dvc.lock").write_text(yaml.safe_dump(lock))
+    env = {"PATH": "/usr/bin:/bin", "DVC_ROOT": str(repo)}
+    res = subprocess.run([str(ROOT / "bin" / "cgen"), "machine", "--params",
+                          str(ROOT / "params.yaml")], cwd=ROOT, capture_output=True, text=True,
+                         env=env)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "Another numeric fingerprint (torch 0.0-other there" in res.stdout
+    assert "1 outputs in the working dvc.lock differ" in res.stdout
+    assert "data/models/judge.pt" in res.stdout and "train.pt" not in res.stdout.split("differ")[-1]
