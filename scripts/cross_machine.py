@@ -5,6 +5,7 @@ md5 of every output, then compare two such records.
     .venv/bin/python scripts/cross_machine.py run --out /tmp/xm/here
     .venv/bin/python scripts/cross_machine.py run --out /tmp/xm/haswell --emulate Haswell-noTSX
     .venv/bin/python scripts/cross_machine.py compare /tmp/xm/here /tmp/xm/haswell
+    .venv/bin/python scripts/cross_machine.py run --out DIR --emulate CPU --start stic_round@r1
 
 `--emulate CPU` runs every stage under `qemu-x86_64 -cpu CPU` (Debian's qemu-user): the libraries
 then see another CPU (e.g. an Intel Haswell: another vendor, other cache sizes), which is what
@@ -74,13 +75,20 @@ def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def run(out: Path, emulate: str | None, numerics: str) -> None:
+def run(out: Path, emulate: str | None, numerics: str, start: str | None) -> None:
+    """Run the chain into `out`; with `start`, the stages before it are taken as done (their
+    files already in `out`, e.g. from an interrupted run) and not rerun."""
     out.mkdir(parents=True, exist_ok=True)
     params = out / "params.yaml"
     params.write_text(yaml.safe_dump(small_params(numerics), sort_keys=False))
     prefix = ["qemu-x86_64", "-cpu", emulate] if emulate else []
     record: dict = {"emulate": emulate, "numerics": numerics, "stages": {}}
-    for name, args in commands(out, params):
+    chain = commands(out, params)
+    names = [name for name, _ in chain]
+    if start is not None and start not in names:
+        sys.exit(f"--start {start}: not a stage of the chain ({', '.join(names)})")
+    skip = names.index(start) if start else 0
+    for name, args in chain[skip:]:
         before = {p for p in out.iterdir()}
         t0 = time.time()
         res = subprocess.run([*prefix, str(PYTHON), "-m", "stages", *args], cwd=ROOT,
@@ -99,21 +107,21 @@ def run(out: Path, emulate: str | None, numerics: str) -> None:
 
 
 def compare(a: Path, b: Path) -> None:
-    ra, rb = (json.loads((d / "hashes.json").read_text()) for d in (a, b))
-    for label, r in (("A", ra), ("B", rb)):
+    """Every output file of the chain in both folders, by md5 (the machines from hashes.json)."""
+    for label, d in (("A", a), ("B", b)):
+        r = json.loads((d / "hashes.json").read_text())
         m = r.get("machine", {})
         print(f"{label}: {m.get('cpu', '?')} ({m.get('vendor', '?')}), emulated as "
               f"{r['emulate'] or 'no'}, numerics {r['numerics']}, ATen {m.get('aten_capability')}"
               f", MKL {m.get('mkl_branch')}")  # fmt: skip
-    same = total = 0
-    for stage, files in ra["stages"].items():
-        other = rb["stages"].get(stage, {})
-        for name, h in files.items():
-            total += 1
-            ok = other.get(name) == h
-            same += ok
-            print(f"  {'same' if ok else 'DIFF'}  {stage:<16} {name}")
-    print(f"{same} of {total} files identical")
+    skip = {"params.yaml", "hashes.json", "machine.json"}
+    names = sorted(p.name for p in a.iterdir() if p.is_file() and p.name not in skip)
+    same = 0
+    for name in names:
+        ok = (b / name).is_file() and md5(a / name) == md5(b / name)
+        same += ok
+        print(f"  {'same' if ok else 'DIFF'}  {name}")
+    print(f"{same} of {len(names)} files identical")
 
 
 def main() -> None:
@@ -123,12 +131,13 @@ def main() -> None:
     r.add_argument("--out", type=Path, required=True)
     r.add_argument("--emulate", help="a qemu-x86_64 CPU model, e.g. Haswell-noTSX")
     r.add_argument("--numerics", choices=("portable", "native"), default="portable")
+    r.add_argument("--start", help="resume at this stage (the earlier ones' files are in --out)")
     c = sub.add_parser("compare")
     c.add_argument("a", type=Path)
     c.add_argument("b", type=Path)
     args = ap.parse_args()
     if args.cmd == "run":
-        run(args.out, args.emulate, args.numerics)
+        run(args.out, args.emulate, args.numerics, args.start)
     else:
         compare(args.a, args.b)
 
