@@ -4,14 +4,14 @@ Every loader reads local files only; nothing is downloaded unless `download: tru
 are uint8 (N, C, H, W) on disk and float in [-1, 1] inside models (`to_float` / `to_uint8`).
 
 The on-disk formats of MNIST/Fashion-MNIST (idx, plain or gzipped), CIFAR-10 (python pickles with
-`batches.meta`) and SVHN (`.mat`) are read by small readers here (`data.loader: builtin`), so every
-format can be tested on small files; torchvision's loaders (`data.loader: torchvision`) check the
-md5 of the official files and are the option for downloads.
+`batches.meta`) and SVHN (`.mat`) are read by the small readers of `pipeline.formats`
+(`data.loader: builtin`), so every format can be tested on small files; torchvision's loaders
+(`data.loader: torchvision`) check the md5 of the official files and are the option for
+downloads.
 """
 
 from __future__ import annotations
 
-import gzip
 import logging
 import pickle
 from collections.abc import Callable
@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.errors import ConfigError, DataError
+from pipeline.formats import read_cifar10, read_mnist_like, read_svhn
 
 log = logging.getLogger(__name__)
 
@@ -172,76 +173,6 @@ def limit_per_class(data: ImageSet, limit: int | None, seed: int) -> ImageSet:
 
 
 # ---------------------------------------------------------------- on-disk formats
-# Each reader returns (uint8 images (N, C, H, W), int64 labels (N,)).
-
-IDX_TYPES = {0x08: torch.uint8}  # the idx "unsigned byte" type, the only one MNIST files use
-
-
-def read_idx(path: Path) -> torch.Tensor:
-    """An idx file (LeCun's MNIST format), plain or gzipped: magic 0 0 type ndim, big-endian
-    int32 sizes, then the data."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    try:
-        with opener(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as exc:
-        raise DataError(f"{path}: unreadable idx file ({exc})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
-        raise DataError(f"{path}: not an idx file of unsigned bytes (bad magic number)")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    start, count = 4 + 4 * ndim, 1
-    for d in dims:
-        count *= d
-    if len(raw) - start != count:
-        raise DataError(f"{path}: idx header says {dims} but holds {len(raw) - start} values")
-    return torch.frombuffer(bytearray(raw[start:]), dtype=torch.uint8).view(*dims)
-
-
-def _find(folder: Path, name: str) -> Path:
-    for candidate in (folder / name, folder / f"{name}.gz"):
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(folder / name)
-
-
-def read_mnist_like(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    prefix = "train" if train else "t10k"
-    images = read_idx(_find(folder, f"{prefix}-images-idx3-ubyte"))
-    labels = read_idx(_find(folder, f"{prefix}-labels-idx1-ubyte")).long()
-    if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
-        raise DataError(f"{folder}: {prefix} images {tuple(images.shape)} and labels disagree")
-    return images[:, None].contiguous(), labels
-
-
-def read_cifar10(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """CIFAR-10's python version: pickled dicts with b'data' (N, 3072) and b'labels'."""
-    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
-    images, labels = [], []
-    for name in names:
-        with open(folder / name, "rb") as fh:
-            batch = pickle.load(fh, encoding="bytes")
-        images.append(torch.as_tensor(batch[b"data"], dtype=torch.uint8).view(-1, 3, 32, 32))
-        labels.append(torch.as_tensor(batch[b"labels"], dtype=torch.long))
-    with open(folder / "batches.meta", "rb") as fh:
-        meta = pickle.load(fh, encoding="bytes")
-    classes = [n.decode() if isinstance(n, bytes) else str(n) for n in meta[b"label_names"]]
-    return torch.cat(images), torch.cat(labels), classes
-
-
-def read_svhn(folder: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """SVHN format 2: a .mat with X (32, 32, 3, N) and y (N, 1) where the digit 0 is labelled 10."""
-    from scipy.io import loadmat
-
-    path = folder / f"{'train' if train else 'test'}_32x32.mat"
-    if not path.is_file():
-        raise FileNotFoundError(path)
-    mat = loadmat(path)
-    images = torch.as_tensor(mat["X"]).permute(3, 2, 0, 1).contiguous().to(torch.uint8)
-    labels = torch.as_tensor(mat["y"].reshape(-1).astype("int64")) % 10
-    return images, labels
-
-
 # ---------------------------------------------------------------- loaders
 # Each loader returns (train, test); `test` is None when the dataset has no official split.
 

@@ -18,6 +18,7 @@ from pipeline.data import (
     to_uint8,
 )
 from pipeline.errors import DataError
+from pipeline.formats import write_cifar10, write_idx
 
 
 def cfg(**kw) -> DataConfig:
@@ -130,20 +131,6 @@ def test_limit_per_class():
 # ---------------------------------------------------------------- the real on-disk formats
 
 
-def _idx(path, array, gz: bool) -> None:
-    """Write `array` (uint8) in LeCun's idx format (magic 0 0 8 ndim, big-endian sizes)."""
-    import gzip
-    import struct
-
-    raw = bytes([0, 0, 8, array.dim()]) + b"".join(struct.pack(">i", d) for d in array.shape)
-    raw += array.numpy().tobytes()
-    if gz:
-        with gzip.open(str(path) + ".gz", "wb") as fh:
-            fh.write(raw)
-    else:
-        path.write_bytes(raw)
-
-
 @pytest.mark.parametrize(
     ("name", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")]
 )
@@ -155,8 +142,8 @@ def test_idx_formats_plain_and_gzipped(tmp_path, name, folder, gz):
     for prefix, n in (("train", 40), ("t10k", 20)):
         images = torch.randint(0, 256, (n, 28, 28), generator=gen, dtype=torch.uint8)
         labels = (torch.arange(n) % 10).to(torch.uint8)
-        _idx(raw / f"{prefix}-images-idx3-ubyte", images, gz)
-        _idx(raw / f"{prefix}-labels-idx1-ubyte", labels, gz)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images, gz)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels, gz)
     train, test = prepare(cfg(name=name, root=str(tmp_path), image_size=16))
     assert len(train) == 40 and len(test) == 20 and train.shape == (1, 16, 16)
     assert train.num_classes == 10 and test.labels.tolist()[:3] == [0, 1, 2]
@@ -177,18 +164,14 @@ def test_cifar10_python_pickles(tmp_path):
     import pickle
 
     folder = tmp_path / "cifar-10-batches-py"
-    folder.mkdir()
     gen = torch.Generator().manual_seed(0)
-    for b, (name, n) in enumerate(
-        [*((f"data_batch_{i}", 6) for i in range(1, 6)), ("test_batch", 10)]
-    ):
-        data = torch.randint(0, 256, (n, 3072), generator=gen, dtype=torch.uint8).numpy()
-        labels = [(b * 6 + i) % 10 for i in range(n)]
-        batch = {b"data": data, b"labels": labels, b"batch_label": b"x"}
-        (folder / name).write_bytes(pickle.dumps(batch))
-    names = [n.encode() for n in ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
-                                  "horse", "ship", "truck")]  # fmt: skip
-    (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": names}))
+
+    def pairs(n, offset):
+        images = torch.randint(0, 256, (n, 3, 32, 32), generator=gen, dtype=torch.uint8)
+        return images, (torch.arange(n) + offset) % 10
+
+    write_cifar10(folder, pairs(30, 0), pairs(10, 3))
+    assert sorted(p.name for p in folder.iterdir())[:2] == ["batches.meta", "data_batch_1"]
     train, test = prepare(cfg(name="cifar10", root=str(tmp_path), image_size=32))
     assert len(train) == 30 and len(test) == 10 and train.shape == (3, 32, 32)
     assert train.class_names[0] == "airplane" and train.class_names[-1] == "truck"
