@@ -1,9 +1,11 @@
 """`cgen sweep FILE`: queue a grid of settings as DVC experiments, each running only what one
-evaluated round needs (`dvc exp run --queue -n NAME -S key=value ... evaluate_round@ROUND`), and
-with `--table`, print the grid's table (setting -> the round's judge-FID, discriminability,
-precision, real-test accuracy, acceptance) read from each experiment's files through DVC.
+evaluated sample set needs (`dvc exp run --queue -n NAME -S key=value ... evaluate_round@ROUND`,
+or `evaluate_method@SET`), and with `--table`, print the grid's table (setting -> the set's
+judge-FID, discriminability, precision, real-test accuracy, acceptance) read from each
+experiment's files through DVC.
 
-FILE is YAML: `round: r1` and `settings: {name: {dotted.key: value, ...}, ...}`; every setting
+FILE is YAML: `round: r1` (a STIC round) or `set: score_stic` (a method's sample set), and
+`settings: {name: {dotted.key: value, ...}, ...}`; every setting
 also gets the file's `base` overrides. With `seeds: [0, 1, 2]` every setting runs once per value
 of runtime.seed (experiments NAME-s0, NAME-s1, ...) and the table shows the seeds side by side
 in each cell. sweeps/stic.yaml is the documented STIC sweep; sweeps/stic_regime.yaml finds
@@ -42,10 +44,11 @@ SEED_COLUMNS = ("lo", "hi")  # left out of a table with seeds (each cell holds e
 
 @dataclass(frozen=True)
 class Grid:
-    round: str
+    set: str  # the sample set each experiment evaluates: a STIC round or a method's set
     base: dict
     settings: dict[str, dict]
     seeds: tuple[int, ...]  # () : runtime.seed as params.yaml has it, one experiment a setting
+    stage: str  # the DVC stage each experiment runs (with what it needs)
 
     def runs(self) -> list[tuple[str, str, dict]]:
         """(experiment name, setting, overrides) of every experiment of the grid."""
@@ -60,13 +63,19 @@ class Grid:
 
 def load(path: Path) -> Grid:
     grid = read_yaml(path)
-    unknown = set(grid) - {"round", "base", "settings", "seeds"}
-    if unknown or "settings" not in grid:
-        raise ConfigError(f"{path}: expected round, base, settings and seeds (got {sorted(grid)})")
+    unknown = set(grid) - {"round", "set", "base", "settings", "seeds"}
+    if unknown or "settings" not in grid or ("round" in grid and "set" in grid):
+        raise ConfigError(f"{path}: expected round or set, base, settings and seeds (got "
+                          f"{sorted(grid)})")  # fmt: skip
     seeds = grid.get("seeds") or []
     if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
         raise ConfigError(f"{path}: seeds: expected a list of integers, got {seeds!r}")
-    return Grid(grid.get("round", "r1"), grid.get("base") or {}, grid["settings"], tuple(seeds))
+    if "set" in grid:
+        name, stage = grid["set"], f"evaluate_method@{grid['set']}"
+    else:
+        name = grid.get("round", "r1")
+        stage = f"evaluate_round@{name}"
+    return Grid(name, grid.get("base") or {}, grid["settings"], tuple(seeds), stage)
 
 
 def cell(values: list, digits: int) -> str:
@@ -132,8 +141,7 @@ def main(
         if name in done:  # already run on this commit
             continue
         sets = [a for k, v in changes.items() for a in ("-S", flag(k, v))]
-        res = dvc("exp", "run", "--queue", "-n", name, *sets, *extra,
-                  f"evaluate_round@{grid.round}")  # fmt: skip
+        res = dvc("exp", "run", "--queue", "-n", name, *sets, *extra, grid.stage)
         if res.returncode != 0:
             raise typer.Exit(res.returncode)
     if start:
@@ -155,8 +163,8 @@ def render(grid: Grid, found: dict[str, str]) -> str:
             rev = found.get(name)
             made = made_at(rev) if rev is not None else None
             rows.append({} if rev is None else {
-                **(read_json(f"reports/sampling/{grid.round}.json", rev, made) or {}),
-                **(read_json(f"reports/eval/{grid.round}.json", rev, made) or {})})  # fmt: skip
+                **(read_json(f"reports/sampling/{grid.set}.json", rev, made) or {}),
+                **(read_json(f"reports/eval/{grid.set}.json", rev, made) or {})})  # fmt: skip
         cells = [cell([r.get(k) for r in rows], d) for k, _, d in columns]
         what = ", ".join(flag(k, v) for k, v in changes.items()) or "the base"
         lines.append(f"| {setting}: {what} | " + " | ".join(cells) + " |")

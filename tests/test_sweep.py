@@ -16,8 +16,11 @@ def test_a_grid_with_seeds_runs_every_setting_once_per_seed(tmp_path):
     grid = load(path)
     assert [name for name, _, _ in grid.runs()] == ["x-s0", "x-s2", "y-s0", "y-s2"]
     assert grid.runs()[3] == ("y-s2", "y", {"a.b": 3, "c": "z", "runtime.seed": 2})
-    no_seeds = Grid("r1", {}, {"x": {"k": 1}}, ())
+    assert grid.stage == "evaluate_round@r1"
+    no_seeds = Grid("r1", {}, {"x": {"k": 1}}, (), "evaluate_round@r1")
     assert no_seeds.runs() == [("x", "x", {"k": 1})]
+    path.write_text(yaml.safe_dump({"set": "score_stic", "settings": {"x": {}}}))
+    assert load(path).stage == "evaluate_method@score_stic"
     path.write_text(yaml.safe_dump({"settings": {}, "seeds": ["0"]}))
     with pytest.raises(ConfigError, match="seeds"):
         load(path)
@@ -32,6 +35,6 @@ def test_overrides_are_written_so_yaml_reads_back_their_type():
 def test_the_table_shows_the_seeds_side_by_side():
     assert cell([12.14, None, 25.0], 1) == "12.1 / – / 25.0"
     assert cell([5e-8], 1) == "5.0e-08"  # a step size keeps its digits
-    grid = Grid("r1", {}, {"rg-recipe": {}}, (0, 1))
+    grid = Grid("r1", {}, {"rg-recipe": {}}, (0, 1), "evaluate_round@r1")
     table = render(grid, {})  # nothing run yet
     assert "| setting (seeds 0, 1) |" in table and "– / –" in table
