@@ -10,7 +10,8 @@ that differ in the fourth digit, which bf16 (8 bits of mantissa) does not resolv
 classifier is not compiled either: its denoising loss differentiates through an input gradient
 (double backward), which torch.compile does not support.
 
-`configure` (pipeline.runtime) sets them once per process, like the thread count.
+They travel explicitly: a stage builds its `Accel` from `runtime` (`stages.skeleton.Stage.accel`)
+and hands it to the training function, whose default is everything off.
 """
 
 from __future__ import annotations
@@ -34,35 +35,24 @@ class Accel:
 
 
 OFF = Accel("fp32", False, False)
-_current = OFF
 
 
-def use(accel: Accel) -> None:
-    """Set this process's options (pipeline.runtime.configure does, from `runtime`)."""
-    global _current
-    _current = accel
-
-
-def current() -> Accel:
-    return _current
-
-
-def training_net(model: torch.nn.Module, compile_ok: bool = True) -> torch.nn.Module:
+def training_net(model: torch.nn.Module, accel: Accel, compile_ok: bool = True) -> torch.nn.Module:
     """The network a training loop calls: `model` in channels-last memory, inside DDP when
     several processes train (pipeline.dist), compiled, each when asked; with everything off and
     one process, `model` itself. `model` keeps its parameters: checkpoints and snapshots hold
     its state dict unchanged."""
-    if _current.channels_last:
+    if accel.channels_last:
         model.to(memory_format=torch.channels_last)
     net = wrap(model)
-    if _current.compile and compile_ok:
+    if accel.compile and compile_ok:
         net = torch.compile(net)
     return net
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+def autocast(device: torch.device, accel: Accel) -> contextlib.AbstractContextManager:
     """bf16 autocast for a training step's forward passes and losses when runtime.precision is
     bf16 (parameters, gradients and optimizer state stay fp32); a no-op context otherwise."""
-    if _current.precision == "bf16":
+    if accel.precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()

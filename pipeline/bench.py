@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from pipeline import accel
-from pipeline.accel import Accel
+from pipeline.accel import OFF, Accel
 from pipeline.chains import ChainsConfig, ChainTraining, train_against_chains
 from pipeline.data import ImageSet
 from pipeline.loop import batches
@@ -189,8 +188,9 @@ def sampler_config(mh: bool, temperature: float, step: float) -> SamplerConfig:
 
 
 def run(model, data: ImageSet, device: torch.device, *, chains: int, steps: int,
-        train_cfg: TrainConfig) -> tuple[float, list[Result]]:  # fmt: skip
-    """The whole benchmark on one classifier and one dataset; returns (matmul GFLOP/s, rows)."""
+        train_cfg: TrainConfig, accel: Accel = OFF) -> tuple[float, list[Result]]:  # fmt: skip
+    """The whole benchmark on one classifier and one dataset; returns (matmul GFLOP/s, rows).
+    `accel`: the GPU-path options the main rows train with (each option also runs alone)."""
     model = model.to(device).eval()
     shape = data.shape
     k = data.num_classes
@@ -242,7 +242,9 @@ def run(model, data: ImageSet, device: torch.device, *, chains: int, steps: int,
 
     epoch_work = len(data)
     plain, naive = timed_pair(
-        lambda: train_classifier(model, data, train_cfg, device=device, seed=0, where="bench"),
+        lambda: train_classifier(
+            model, data, train_cfg, device=device, seed=0, where="bench", accel=accel
+        ),
         lambda: naive_train_epoch(model, data, train_cfg, device),
     )
     mix = 2 if train_cfg.mixup_alpha > 0 else 1  # the naive loop has no mixup: bench without it
@@ -250,13 +252,10 @@ def run(model, data: ImageSet, device: torch.device, *, chains: int, steps: int,
     train_gf = seen * mix * GRAD_PASS * flops / plain / 1e9
     rows.append(Result("classifier training (real images)", "images/s", seen / plain,
                        epoch_work / naive, train_gf))  # fmt: skip
-    configured = accel.current()  # runtime's options, which the rows above ran with
     for label, option in GPU_PATH:  # the same training with each option alone (pipeline.accel)
-        accel.use(option)
         copy_ = copy.deepcopy(model)  # channels-last changes the model's memory in place
-        seconds = timed(lambda m=copy_: train_classifier(m, data, train_cfg, device=device,
-                                                         seed=0, where="bench"))  # fmt: skip
-        accel.use(configured)
+        seconds = timed(lambda m=copy_, o=option: train_classifier(
+            m, data, train_cfg, device=device, seed=0, where="bench", accel=o))  # fmt: skip
         rows.append(Result(f"classifier training, {label}", "images/s", seen / seconds, None,
                            seen * mix * GRAD_PASS * flops / seconds / 1e9))  # fmt: skip
     setting = ChainTraining(
@@ -278,7 +277,8 @@ def run(model, data: ImageSet, device: torch.device, *, chains: int, steps: int,
     with_fake = copy.deepcopy(model)
     with_fake.head = torch.nn.Linear(with_fake.head.in_features, k + 1).to(device)
     synth = timed(lambda: train_against_chains(with_fake, data, setting, "per_step",
-                                               device=device, seed=0, where="bench"))  # fmt: skip
+                                               device=device, seed=0, where="bench",
+                                               accel=accel))  # fmt: skip
     passes = mix + (1 + setting.chains.steps) * setting.chains.batch / train_cfg.batch_size
     rows.append(
         Result(

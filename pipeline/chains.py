@@ -25,6 +25,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
+from pipeline.accel import OFF, Accel
 from pipeline.data import ImageSet, to_uint8
 from pipeline.dist import Rows, chain_rows, gather_rows, share
 from pipeline.draws import dirichlet, distinct_choices
@@ -439,6 +440,7 @@ def train_against_chains(
     per_round_steps: int = 0,
     snapshots: Snapshots | None = None,
     on_epoch: EpochCallback | None = None,
+    accel: Accel = OFF,
 ) -> tuple[list[dict[str, float]], ChainBuffer]:
     """Train `model` in place against its own chains; returns (history, the chains after it).
 
@@ -473,6 +475,7 @@ def train_against_chains(
         loss=setting.loss,
         snapshots=snapshots,
         on_epoch=on_epoch,
+        accel=accel,
     )
     return history, buffer
 

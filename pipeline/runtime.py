@@ -82,8 +82,8 @@ def set_deterministic(mode: bool, compiled: bool) -> None:
 
 
 def configure(cfg: RuntimeConfig) -> torch.device:
-    """Apply seeding, thread count, determinism and the training loops' GPU options; return
-    the device to use."""
+    """Apply seeding, thread count and determinism; return the device to use. (The training
+    loops' GPU options travel as an `Accel`, made from these settings by the stage.)"""
     device = resolve_device(cfg.device)
     torch.set_num_threads(cfg.threads)
     strict = cfg.determinism == "strict"
@@ -93,9 +93,6 @@ def configure(cfg: RuntimeConfig) -> torch.device:
     set_deterministic(strict, compiled=cfg.compile)
     torch.backends.cudnn.benchmark = not strict
     seed_everything(cfg.seed)
-    from pipeline import accel  # imports pipeline.dist, which imports this module
-
-    accel.use(accel.Accel(cfg.precision, cfg.channels_last, cfg.compile))
     return device
 
 

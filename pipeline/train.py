@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline import numerics
-from pipeline.accel import autocast, training_net
+from pipeline.accel import OFF, Accel, autocast, training_net
 from pipeline.data import ImageSet
 from pipeline.dist import mean_over_ranks, reseed_rank, rows
 from pipeline.errors import ConfigError, check_finite
@@ -214,8 +214,10 @@ def train_classifier(
     loss: LossConfig | None = None,
     snapshots: Snapshots | None = None,
     on_epoch: EpochCallback | None = None,
+    accel: Accel = OFF,
 ) -> list[dict[str, float]]:
-    """Train `model` in place; returns per-epoch metrics. `where` names the run in errors.
+    """Train `model` in place; returns per-epoch metrics. `where` names the run in errors;
+    `accel` the GPU-path options of its forward passes (pipeline.accel).
 
     Each epoch reseeds the global RNG (mixup, data noise, dropout, shuffling) from (seed, epoch);
     the fake source draws from its own generator, so switching it on changes nothing else.
@@ -223,7 +225,7 @@ def train_classifier(
     if (fakes is None) != (loss is None):
         raise ValueError("fakes and loss go together")
     model.to(device)
-    net = training_net(model)  # DDP, channels-last, compiled when asked (pipeline.accel)
+    net = training_net(model, accel)  # DDP, channels-last, compiled when asked (pipeline.accel)
     opt = make_optimizer(model, cfg)
     state = {"model": model, "optimizer": opt} | ({"fakes": fakes} if fakes is not None else {})
     k = train.num_classes
@@ -241,7 +243,7 @@ def train_classifier(
             x, y = x_all[idx].to(device), y_all[idx].to(device)
             if cfg.data_noise > 0:
                 x = x + cfg.data_noise * torch.randn_like(x)
-            with autocast(device):  # bf16 when runtime.precision asks (pipeline.accel)
+            with autocast(device, accel):  # bf16 when runtime.precision asks (pipeline.accel)
                 logits = net(x)
                 real_ce = F.cross_entropy(logits, y)
                 total = real_ce
@@ -255,7 +257,7 @@ def train_classifier(
                 x_fake, t_fake, diag = fakes.draw(model, x, y)  # the sampler runs in fp32
                 model.train()
                 onehot = F.one_hot(y, k).float()
-                with autocast(device):
+                with autocast(device, accel):
                     fterm = fake_term(net, logits, onehot, x_fake, t_fake.to(device), loss)
                 total = total + fterm
                 for key, v in diag.items():

@@ -72,6 +72,7 @@ def main(
             cfg.train,
             st.generator(acgan.NAME, "train"),
             on_epoch=lambda epoch, row: st.run.log_metrics(row, step=epoch),
+            accel=st.accel,
             snapshots=Snapshots(resume, fingerprint(config, args, len(data)), where=variant),
         )
         d_state = {k: v.detach().cpu() for k, v in discriminator.state_dict().items()}

@@ -13,6 +13,7 @@ from typing import Annotated
 import torch
 import typer
 
+from pipeline.accel import Accel
 from pipeline.config import load_sections
 from pipeline.data import load_image_set
 from pipeline.io import atomic_write_text
@@ -43,7 +44,9 @@ def main(
     torch.manual_seed(0)
     model = build_model(model_args(cfg["baseline.model"], data.shape[0], data.num_classes))
     train_cfg = replace(cfg["baseline.train"], epochs=1, mixup_alpha=0.0)
-    peak, rows = bench.run(model, data, device, chains=chains, steps=steps, train_cfg=train_cfg)
+    r = cfg["runtime"]
+    peak, rows = bench.run(model, data, device, chains=chains, steps=steps, train_cfg=train_cfg,
+                           accel=Accel(r.precision, r.channels_last, r.compile))  # fmt: skip
     machine = f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
     if device.type == "cuda":
         machine = torch.cuda.get_device_name(device)

@@ -72,6 +72,7 @@ def main(
                 section,
             ),
             on_epoch=lambda epoch, row: st.run.log_metrics(row, step=epoch),
+            accel=st.accel,
         )
         final = evaluate_classifier(model, test_set)
         write_training(

@@ -64,6 +64,7 @@ def main(
                 resume, fingerprint(config, args), cfg.train.checkpoint_every, NAME
             ),
             on_epoch=lambda epoch, row: st.run.log_metrics(row, step=epoch),
+            accel=st.accel,
         )
         final = evaluate_classifier(model, test_set)
         passes = train_passes(cfg.setting, len(train_set), "per_step", 0)

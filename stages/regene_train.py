@@ -66,6 +66,7 @@ def main(
             cfg,
             st.generator(name, "train"),
             on_epoch=lambda epoch, row: st.run.log_metrics(row, step=epoch),
+            accel=st.accel,
             snapshots=Snapshots(resume, fingerprint(config, args, len(train_set)), where=name),
         )
         recon = {

@@ -60,6 +60,7 @@ def main(
                 resume, fingerprint(config, args), cfg.train.checkpoint_every, NAME
             ),
             on_epoch=lambda epoch, row: st.run.log_metrics(row, step=epoch),
+            accel=st.accel,
         )
         # one double-backward step per image per epoch: counted as one pass
         passes = float(cfg.train.epochs)

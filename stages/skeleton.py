@@ -22,6 +22,7 @@ import torch
 import typer
 
 from pipeline import dist, numerics
+from pipeline.accel import Accel
 from pipeline.config import load_sections, to_dict
 from pipeline.io import atomic_write_json
 from pipeline.runtime import RuntimeConfig, configure, derive_seed, generator
@@ -60,6 +61,12 @@ class Stage:
     runtime: RuntimeConfig
     device: torch.device
     run: Tracker
+
+    @property
+    def accel(self) -> Accel:
+        """The training loops' GPU-path options of `runtime` (pipeline.accel)."""
+        r = self.runtime
+        return Accel(r.precision, r.channels_last, r.compile)
 
     def seed(self, *parts: int | str) -> int:
         return derive_seed(self.runtime.seed, *parts)

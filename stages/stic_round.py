@@ -119,6 +119,7 @@ def main(
                 round_id,
             ),  # fmt: skip
             on_epoch=lambda epoch, row: st.run.log_metrics(row, step=epoch),
+            accel=st.accel,
         )
         final = evaluate_classifier(model, test_set)
         passes = train_passes(

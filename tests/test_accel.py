@@ -10,7 +10,6 @@ import pytest
 import torch
 from test_train import CFG, fresh
 
-from pipeline import accel
 from pipeline.accel import OFF, Accel, autocast, training_net
 from pipeline.config import load_sections
 from pipeline.errors import ConfigError
@@ -20,42 +19,35 @@ from pipeline.train import evaluate_classifier, train_classifier
 CPU = torch.device("cpu")
 
 
-@pytest.fixture(autouse=True)
-def _reset():
-    yield
-    accel.use(OFF)
-
-
-def trained(tiny_data, device=CPU, dtypes: set | None = None):
+def trained(tiny_data, accel=OFF, device=CPU, dtypes: set | None = None):
     """A small CNN trained 8 epochs; `dtypes` collects the dtypes its head computed in."""
     model = fresh()
     if dtypes is not None:
         model.head.register_forward_hook(lambda m, i, out: dtypes.add(out.dtype))
-    train_classifier(model, tiny_data, replace(CFG, epochs=8), device=device, seed=1, where="t")
+    train_classifier(model, tiny_data, replace(CFG, epochs=8), device=device, seed=1, where="t",
+                     accel=accel)  # fmt: skip
     return model, evaluate_classifier(model, tiny_data)["accuracy"]
 
 
 def test_off_the_training_net_is_the_model_and_nothing_autocasts(tiny_data):
     model = fresh()
-    assert training_net(model) is model
-    with autocast(CPU):
+    assert training_net(model, OFF) is model
+    with autocast(CPU, OFF):
         assert not torch.is_autocast_enabled("cpu")
     assert model.block2[0].weight.is_contiguous()
 
 
 def test_bf16_autocast_runs_the_forward_in_bf16_and_trains_as_well(tiny_data):
     _, fp32 = trained(tiny_data)
-    accel.use(Accel("bf16", False, False))
     dtypes: set = set()
-    model, bf16 = trained(tiny_data, dtypes=dtypes)
+    model, bf16 = trained(tiny_data, Accel("bf16", False, False), dtypes=dtypes)
     assert torch.bfloat16 in dtypes  # the training loop's forward passes ran in bf16
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay fp32
     assert fp32 > 0.9 and bf16 > 0.9, (fp32, bf16)
 
 
 def test_channels_last_puts_the_weights_in_nhwc_and_trains_as_well(tiny_data):
-    accel.use(Accel("fp32", True, False))
-    model, acc = trained(tiny_data)
+    model, acc = trained(tiny_data, Accel("fp32", True, False))
     conv = model.block2[0].weight
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     assert acc > 0.9
@@ -63,12 +55,12 @@ def test_channels_last_puts_the_weights_in_nhwc_and_trains_as_well(tiny_data):
 
 @pytest.mark.slow
 def test_compiled_training_trains_as_well_and_keeps_the_models_state(tiny_data):
-    accel.use(Accel("fp32", False, True))
+    compiled = Accel("fp32", False, True)
     model = fresh()
-    assert training_net(model) is not model
-    assert training_net(model, compile_ok=False) is model
+    assert training_net(model, compiled) is not model
+    assert training_net(model, compiled, compile_ok=False) is model
     torch._dynamo.reset()
-    model, acc = trained(tiny_data)
+    model, acc = trained(tiny_data, compiled)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0  # the loop ran compiled
     assert acc > 0.9
     assert not any(k.startswith("_orig_mod") for k in model.state_dict())  # checkpoints unchanged
@@ -76,8 +68,7 @@ def test_compiled_training_trains_as_well_and_keeps_the_models_state(tiny_data):
 
 @pytest.mark.gpu
 def test_the_whole_gpu_path_trains_on_cuda(tiny_data):
-    accel.use(Accel("bf16", True, True))
-    _, acc = trained(tiny_data, torch.device("cuda"))
+    _, acc = trained(tiny_data, Accel("bf16", True, True), torch.device("cuda"))
     assert acc > 0.9
 
 

@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pipeline import numerics
-from pipeline.accel import autocast, training_net
+from pipeline.accel import OFF, Accel, autocast, training_net
 from pipeline.config import Overrides, apply_overrides
 from pipeline.dist import mean_over_ranks, rows
 from pipeline.errors import ConfigError, check_finite
@@ -324,6 +324,7 @@ def train(
     gen: torch.Generator,
     on_epoch: EpochCallback | None = None,
     snapshots: Snapshots | None = None,
+    accel: Accel = OFF,
 ) -> list[dict[str, float]]:
     """Alternate one D step and one G step per batch; returns per-epoch mean losses.
 
@@ -332,7 +333,7 @@ def train(
     opt_g = numerics.adam(generator.parameters(), cfg.lr, betas=(cfg.beta1, cfg.beta2))
     opt_d = numerics.adam(discriminator.parameters(), cfg.lr, betas=(cfg.beta1, cfg.beta2))
     k, dev = generator.num_classes, device_of(generator)
-    g_net, d_net = training_net(generator), training_net(discriminator)  # pipeline.accel
+    g_net, d_net = training_net(generator, accel), training_net(discriminator, accel)
     steps = max(1, len(images) // cfg.batch_size)
     state = {"generator": generator, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}
 
@@ -349,7 +350,7 @@ def train(
             mine = rows(b)  # this rank's share of the batch (all of it in one process)
             idx, z, y_fake = idx[mine], z[mine].to(dev), y_fake[mine].to(dev)
             x_real, y_real = images[idx].to(dev), labels[idx].to(dev)
-            with autocast(dev):  # bf16 when runtime.precision asks (pipeline.accel)
+            with autocast(dev, accel):  # bf16 when runtime.precision asks (pipeline.accel)
                 x_fake = g_net(z, y_fake)  # (B, C, H, W)
                 src_r, cls_r = d_net(x_real)
                 src_f, cls_f = d_net(x_fake.detach())
@@ -359,7 +360,7 @@ def train(
             d_loss.backward()
             opt_d.step()
 
-            with autocast(dev):
+            with autocast(dev, accel):
                 src_f, cls_f = d_net(x_fake)
                 g_loss = generator_loss(src_f, cls_f, y_fake, cfg.generator_loss)
             check_finite(g_loss.detach(), f"acgan: G loss at epoch {epoch + 1}, step {step}")

@@ -22,7 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pipeline import numerics
-from pipeline.accel import autocast, training_net
+from pipeline.accel import OFF, Accel, autocast, training_net
 from pipeline.dist import mean_over_ranks, rows
 from pipeline.draws import dirichlet
 from pipeline.errors import ConfigError, DataError
@@ -119,11 +119,12 @@ def train_decoder(
     gen: torch.Generator,
     on_epoch: EpochCallback | None = None,
     snapshots: Snapshots | None = None,
+    accel: Accel = OFF,
 ) -> list[dict[str, float]]:
     """Fit decoder(latents) ~ images (MSE) with Adam; latents are fixed (the encoder is frozen)."""
     opt = numerics.adam(decoder.parameters(), cfg.lr)
     dev = device_of(decoder)
-    net = training_net(decoder)  # DDP, channels-last, compiled when asked (pipeline.accel)
+    net = training_net(decoder, accel)  # DDP, channels-last, compiled when asked (pipeline.accel)
     steps = max(1, len(latents) // cfg.batch_size)
 
     def epoch_fn(epoch: int) -> dict[str, float]:
@@ -133,7 +134,7 @@ def train_decoder(
         for step in range(steps):
             idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
             idx = idx[rows(len(idx))]  # this rank's share of the batch
-            with autocast(dev):  # bf16 when runtime.precision asks (pipeline.accel)
+            with autocast(dev, accel):  # bf16 when runtime.precision asks (pipeline.accel)
                 loss = F.mse_loss(net(latents[idx].to(dev)), images[idx].to(dev))
             opt.zero_grad(set_to_none=True)
             loss.backward()

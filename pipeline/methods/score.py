@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from pipeline.accel import autocast, training_net
+from pipeline.accel import OFF, Accel, autocast, training_net
 from pipeline.chains import class_mean_grams
 from pipeline.data import ImageSet
 from pipeline.dist import chain_rows, mean_over_ranks, reseed_rank, rows, share
@@ -131,10 +131,11 @@ def train_score_classifier(
     test: ImageSet | None = None,
     snapshots: Snapshots | None = None,
     on_epoch: EpochCallback | None = None,
+    accel: Accel = OFF,
 ) -> list[dict[str, float]]:
     """CE + dsm_weight * DSM at a level drawn uniformly per image; returns per-epoch metrics."""
     model.to(device)
-    net = training_net(Levels(model), compile_ok=False)  # DSM differentiates twice: no compile
+    net = training_net(Levels(model), accel, compile_ok=False)  # DSM: double backward, no compile
     opt = make_optimizer(model, cfg.train)
     sigmas = torch.tensor(cfg.noise.sigmas)
     x_all, y_all = train.float_images(), train.labels
@@ -150,7 +151,7 @@ def train_score_classifier(
             idx = idx[rows(len(idx))]  # this rank's share of the batch
             x, y = x_all[idx].to(device), y_all[idx].to(device)
             sigma = sigmas[torch.randint(len(sigmas), (len(idx),))].to(device)
-            with autocast(device):  # bf16 when runtime.precision asks (pipeline.accel)
+            with autocast(device, accel):  # bf16 when runtime.precision asks (pipeline.accel)
                 dsm, logits = dsm_loss(net, x, y, sigma, torch.randn_like(x))
                 ce = F.cross_entropy(logits, y)
                 total = ce + cfg.dsm_weight * dsm.mean()
