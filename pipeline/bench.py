@@ -22,15 +22,9 @@ import torch.nn.functional as F
 from pipeline.accel import OFF, Accel
 from pipeline.chains import ChainsConfig, ChainTraining, train_against_chains
 from pipeline.data import ImageSet
+from pipeline.densities import classifier_density
 from pipeline.loop import batches
-from pipeline.samplers import (
-    CanvasConfig,
-    SamplerConfig,
-    classifier_density,
-    fold,
-    run_annealed,
-    run_chains,
-)
+from pipeline.samplers import CanvasConfig, SamplerConfig, fold, run_annealed, run_chains
 from pipeline.train import LossConfig, TrainConfig, train_classifier
 
 # The training loops' GPU options, each alone (on a CPU, bf16 autocast is usually slower)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.chains import ChainTraining, Drawing, eval_targets, evaluation_set
+from pipeline.chains import ChainTraining, Drawing
 from pipeline.data import ImageSet, to_uint8
+from pipeline.densities import null_density
+from pipeline.eval_sets import eval_targets, evaluation_set
 from pipeline.methods.jem import JEMConfig
 from pipeline.methods.score import ScoreStiCConfig
 from pipeline.methods.stic import StiCConfig
 from pipeline.references import NullSource
-from pipeline.samplers import initial_log_eps, null_density, run_annealed
+from pipeline.samplers import initial_log_eps, run_annealed
 from pipeline.samples import SampleSet
 
 SOURCES: dict[str, type] = {"stic": StiCConfig, "jem": JEMConfig, "score_stic": ScoreStiCConfig}

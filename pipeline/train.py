@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from pipeline import numerics
 from pipeline.accel import OFF, Accel, autocast, training_net
 from pipeline.data import ImageSet
+from pipeline.densities import ClassTerm
 from pipeline.dist import mean_over_ranks, reseed_rank, rows
 from pipeline.errors import ConfigError, check_finite
 from pipeline.infer import logits_of
@@ -36,7 +37,6 @@ from pipeline.resume import Snapshots
 
 FakeMode = Literal["extra_class", "energy"]
 EnergyKind = Literal["class", "logsumexp"]
-ClassTerm = Literal["log_softmax", "logit", "logsumexp"]  # what a sampler ascends (samplers.py)
 
 
 @dataclass(frozen=True)

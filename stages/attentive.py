@@ -10,10 +10,11 @@ from typing import Annotated
 
 import typer
 
-from pipeline.chains import ChainBuffer, ChainTraining, eval_targets, exact_grams, target_fn
+from pipeline.chains import ChainBuffer, ChainTraining, exact_grams
 from pipeline.checkpoint import load_classifier
 from pipeline.config import Overrides, apply_overrides, from_dict
 from pipeline.data import load_image_set, to_uint8
+from pipeline.eval_sets import eval_targets, target_fn
 from pipeline.infer import agreement
 from pipeline.io import atomic_torch_save
 from pipeline.methods.attentive import AttentiveConfig, draw

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from pipeline.chains import ChainBuffer, eval_start_log_eps, evaluation_set
+from pipeline.chains import ChainBuffer
 from pipeline.checkpoint import load_classifier
 from pipeline.data import load_image_set
+from pipeline.eval_sets import eval_start_log_eps, evaluation_set
 from pipeline.methods.jem import NAME, JEMConfig
 from stages.outputs import SampleOutputs, from_checkpoint, write_samples
 from stages.skeleton import (

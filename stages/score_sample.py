@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from pipeline.chains import Drawing, eval_targets
+from pipeline.chains import Drawing
 from pipeline.checkpoint import load_classifier
 from pipeline.data import load_image_set, to_uint8
+from pipeline.eval_sets import eval_targets
 from pipeline.infer import agreement
 from pipeline.methods.score import NAME, ScoreStiCConfig, sample
 from pipeline.samples import SampleSet

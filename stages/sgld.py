@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from pipeline.chains import evaluation_set
 from pipeline.checkpoint import load_classifier
 from pipeline.data import load_image_set
+from pipeline.eval_sets import evaluation_set
 from pipeline.methods.sgld import NAME, SGLDControlConfig
 from pipeline.models import ModelConfig, expected_args
 from pipeline.samplers import initial_log_eps

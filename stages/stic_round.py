@@ -10,13 +10,7 @@ from typing import Annotated
 import torch
 import typer
 
-from pipeline.chains import (
-    ChainBuffer,
-    ChainsConfig,
-    Synthesis,
-    train_against_chains,
-    train_passes,
-)
+from pipeline.chains import ChainBuffer, ChainsConfig, Synthesis, train_against_chains, train_passes
 from pipeline.checkpoint import load_classifier
 from pipeline.config import to_dict
 from pipeline.data import load_image_set

@@ -11,16 +11,11 @@ from typing import Annotated
 
 import typer
 
-from pipeline.chains import (
-    ChainBuffer,
-    ChainTraining,
-    EvalChainsConfig,
-    eval_start_log_eps,
-    evaluation_set,
-)
+from pipeline.chains import ChainBuffer, ChainTraining
 from pipeline.checkpoint import load_classifier
 from pipeline.config import from_dict
 from pipeline.data import load_image_set
+from pipeline.eval_sets import EvalChainsConfig, eval_start_log_eps, evaluation_set
 from stages.outputs import SampleOutputs, from_checkpoint, write_samples
 from stages.skeleton import (
     PARAMS_DEFAULT,

@@ -13,15 +13,13 @@ from pipeline.chains import (
     ChainBuffer,
     ChainsConfig,
     ChainTraining,
-    EvalChainsConfig,
     GramMeans,
     chain_targets,
     class_mean_grams,
-    eval_start_log_eps,
-    evaluation_set,
     train_against_chains,
     train_passes,
 )
+from pipeline.eval_sets import EvalChainsConfig, eval_start_log_eps, evaluation_set
 from pipeline.models import ModelConfig, build_model, model_args
 from pipeline.resume import Snapshots
 from pipeline.samplers import CanvasConfig, SamplerConfig
@@ -109,7 +107,7 @@ def test_class_mean_grams_match_a_direct_computation(tiny_classifier, tiny_data)
     means = class_mean_grams(model, x, y, 3, ("block1",))
     with torch.no_grad():
         _, maps = model.forward_features(x[y == 2])
-    from pipeline.samplers import gram
+    from pipeline.densities import gram
 
     assert torch.allclose(means["block1"][2], gram(maps["block1"]).mean(0), atol=1e-5)
 

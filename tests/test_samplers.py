@@ -9,20 +9,22 @@ from dataclasses import replace
 import pytest
 import torch
 
+from pipeline.densities import (
+    class_log_likelihood,
+    classifier_density,
+    gram,
+    gram_distance,
+    log_density,
+    null_density,
+)
 from pipeline.errors import NumericalError
 from pipeline.samplers import (
     CanvasConfig,
     SamplerConfig,
     annealed_levels,
-    class_log_likelihood,
-    classifier_density,
     fold,
-    gram,
-    gram_distance,
     initial_log_eps,
-    log_density,
     mala_step,
-    null_density,
     run_annealed,
     run_chains,
 )

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.chains import ChainsConfig, ChainTraining, EvalChainsConfig
+from pipeline.chains import ChainsConfig, ChainTraining
 from pipeline.errors import ConfigError
+from pipeline.eval_sets import EvalChainsConfig
 from pipeline.models import ModelConfig
 from pipeline.samplers import SamplerConfig
 from pipeline.train import LossConfig, TrainConfig

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from pipeline.accel import OFF, Accel, autocast, training_net
 from pipeline.chains import class_mean_grams
 from pipeline.data import ImageSet
+from pipeline.densities import classifier_density
 from pipeline.dist import chain_rows, mean_over_ranks, reseed_rank, rows, share
 from pipeline.errors import ConfigError, check_finite
 from pipeline.infer import batched
@@ -40,7 +41,6 @@ from pipeline.samplers import (
     ChainRun,
     SamplerConfig,
     annealed_levels,
-    classifier_density,
     gather_run,
     run_annealed,
 )

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.chains import Drawing, EvalChainsConfig
+from pipeline.chains import Drawing
 from pipeline.errors import ConfigError
+from pipeline.eval_sets import EvalChainsConfig
 
 NAME = "sgld"
 

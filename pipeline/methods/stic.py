@@ -17,9 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from pipeline.chains import ChainsConfig, ChainTraining, EvalChainsConfig, Synthesis
+from pipeline.chains import ChainsConfig, ChainTraining, Synthesis
 from pipeline.config import Overrides, apply_overrides
 from pipeline.errors import ConfigError
+from pipeline.eval_sets import EvalChainsConfig
 from pipeline.models import NewRows
 from pipeline.samplers import SamplerConfig
 from pipeline.train import LossConfig, TrainConfig
