@@ -27,7 +27,7 @@
 #
 # The experiment is created here, as soon as the server answers, with the server's own artifact
 # root (mlflow-artifacts:/), so reviewers see it before the first run arrives (a flusher that
-# finds it missing creates it the same way: pipeline/tracking.py `_client`).
+# finds it missing creates it the same way: pipeline/flusher.py `_client`).
 set -eu
 
 root=$(cd "$(dirname "$0")/.." && pwd)

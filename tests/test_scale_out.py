@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 from test_pipeline import clean_env
 
-from pipeline.tracking import Tracker, TrackingConfig, flush, pending
+from pipeline.flusher import flush, pending
+from pipeline.tracking import Tracker, TrackingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = ROOT / ".venv" / "bin" / "dvc"

@@ -8,8 +8,9 @@ import time
 
 import pytest
 
-from pipeline import tracking
-from pipeline.tracking import SPOOL, Tracker, TrackingConfig, flatten, flush, pending
+from pipeline import flusher, tracking
+from pipeline.flusher import SPOOL, flush, pending
+from pipeline.tracking import Tracker, TrackingConfig, flatten
 
 REAL_SPAWN = tracking.spawn_flusher  # the autouse fixture replaces it in every test
 
@@ -114,15 +115,15 @@ def test_one_detached_flusher_logs_the_runs_of_consecutive_stages(tmp_path, monk
     spool_one(tmp_path, uri, "a")
     REAL_SPAWN(tmp_path)
     wait_for(lambda: not pending(tmp_path))
-    assert tracking.flusher_alive(tmp_path)
+    assert flusher.flusher_alive(tmp_path)
     started = []
-    monkeypatch.setattr(tracking.subprocess, "Popen", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(flusher.subprocess, "Popen", lambda *a, **k: started.append(a))
     spool_one(tmp_path, uri, "b")
     REAL_SPAWN(tmp_path)  # the next stage: the living flusher takes its run
     wait_for(lambda: not pending(tmp_path))
     assert started == []
-    wait_for(lambda: not tracking.flusher_alive(tmp_path), 30)  # gone after its linger
+    wait_for(lambda: not flusher.flusher_alive(tmp_path), 30)  # gone after its linger
     mlflow.set_tracking_uri(uri)
     found = mlflow.search_runs(experiment_names=["t"], filter_string="tags.round = 'r1'")
     assert sorted(found["tags.mlflow.runName"]) == ["a", "b"]
-    assert "Traceback" not in (tmp_path / tracking.FLUSH_LOG).read_text()
+    assert "Traceback" not in (tmp_path / flusher.FLUSH_LOG).read_text()
