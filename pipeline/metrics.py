@@ -1,6 +1,6 @@
 """Evaluation of a sample set against real images, measured the same way for every method.
 
-A chain of small pure functions (PAPERS.md sec. 4 and 6):
+A chain of small pure functions (docs/methods.md#evaluation):
   images -> judge features (penultimate latent) and logits, through the torch-fidelity feature
   extractor registered for the judge checkpoint -> torch-fidelity's FID, KID, Inception-Score
   analogue and precision/recall on those features;
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,11 +27,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from pipeline.data import ImageSet, to_float
+from pipeline.data import to_float
 from pipeline.errors import ConfigError
 from pipeline.infer import batched
 from pipeline.models import Classifier
-from pipeline.samples import SampleSet, hard_targets, two_class_mixtures
+from pipeline.samples import two_class_mixtures
 
 log = logging.getLogger(__name__)
 
@@ -531,131 +531,3 @@ def cap(n: int, limit: int, seed: int) -> torch.Tensor:
     if n <= limit:
         return torch.arange(n)
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:limit].sort().values
-
-
-def real_as_samples(data: ImageSet, method: str = "real") -> SampleSet:
-    """Real images as a SampleSet with one-hot targets: the real-data floor goes the same way."""
-    return SampleSet(
-        data.images, hard_targets(data.labels, data.num_classes), method, data.class_names
-    )
-
-
-@dataclass
-class Evaluation:
-    metrics: dict[str, Any]
-    hard: SampleSet  # the hard samples measured
-    neighbours: torch.Tensor  # (n,) index into the training set of each shown sample's nearest
-    shown: torch.Tensor  # (n,) index into `hard` of the samples shown with their neighbour
-    soft_probs: torch.Tensor  # (S, K) the main judge's probabilities of the soft samples
-    soft: SampleSet
-
-
-def evaluate_samples(
-    samples: SampleSet,
-    train: ImageSet,
-    test: ImageSet,
-    judges: Mapping[str, Classifier],
-    cfg: EvalConfig,
-    device: torch.device | str = "cpu",
-) -> Evaluation:
-    """Every metric of `samples` against the real training images, with the held-out test
-    images as the second reference and the yardstick of memorisation.
-
-    `judges`: "judge" (every headline metric) and optionally "judge_b" (judge-FID and
-    discriminability again, from a judge of another seed and architecture). Hard samples give
-    fidelity, discriminability, memorisation and diversity; soft samples the interpolation
-    metrics. Both parts are capped at n = cfg.count(len(test)), chosen by cfg.seed."""
-    if samples.class_names != train.class_names:
-        raise ValueError(
-            f"{samples.method}: classes {samples.class_names} differ from the real "
-            f"data's {train.class_names}"
-        )
-    n = cfg.count(len(test))
-    hard_idx = torch.nonzero(samples.hard).flatten()
-    soft_idx = torch.nonzero(~samples.hard).flatten()
-    hard = samples.subset(hard_idx[cap(len(hard_idx), n, cfg.seed)])
-    soft = samples.subset(soft_idx[cap(len(soft_idx), n, cfg.seed + 1)])
-    metrics: dict[str, Any] = {
-        EVAL_COUNT: n,
-        NUM_HARD: len(hard),
-        NUM_SOFT: len(soft),
-        NUM_REFERENCE: len(train),
-    }
-    judge = judges["judge"]
-    f_hard = judge_features(judge, hard.images, cfg.batch_size, device)
-    f_train = judge_features(judge, train.images, cfg.batch_size, device)
-    f_test = judge_features(judge, test.images, cfg.batch_size, device)
-    enough = len(hard) > cfg.prc_neighborhood
-    if cfg.judge_metrics and enough:
-        metrics |= fidelity(f_hard, f_train, cfg)
-        train_stats = fid_stats(f_train.embed)
-        if cfg.bootstrap > 0:
-            lo, hi = bootstrap_interval(
-                lambda idx: fid(f_hard.embed[idx], train_stats),
-                len(hard),
-                cfg.bootstrap,
-                cfg.confidence,
-                torch.Generator().manual_seed(cfg.seed),
-            )
-            metrics |= {JUDGE_FID_LO: max(0.0, lo), JUDGE_FID_HI: hi}
-        metrics[JUDGE_FID_TEST] = fid(f_hard.embed, f_test.embed)
-    metrics[DISCRIMINABILITY] = discriminability(f_hard.probs, hard.labels) if len(hard) else None
-
-    ratio_f, _ = memorisation(f_hard.embed, f_test.embed, f_train.embed)
-    pixels = {name: to_float(d.images).flatten(1) for name, d in (("hard", hard), ("train", train),
-                                                                  ("test", test))}  # fmt: skip
-    ratio_p, copies = memorisation(pixels["hard"], pixels["test"], pixels["train"])
-    metrics |= {NN_FEATURE_RATIO: ratio_f, NN_PIXEL_RATIO: ratio_p, COPY_SHARE: copies}
-    shown = _spread(hard.labels, cfg.neighbours)
-    neighbours = nearest_index(pixels["hard"][shown], pixels["train"]) if len(shown) else shown
-    metrics[DISTINCT_SHARE] = distinct_share(hard.images, hard.labels)
-
-    for name, other in judges.items():
-        if name == "judge":
-            continue
-        f_o = judge_features(other, hard.images, cfg.batch_size, device)
-        if cfg.judge_metrics and enough:
-            f_o_train = judge_features(other, train.images, cfg.batch_size, device)
-            metrics[f"{name}_fid"] = fid(f_o.embed, f_o_train.embed)
-        metrics[f"{name}_discriminability"] = (
-            discriminability(f_o.probs, hard.labels) if len(hard) else None
-        )
-
-    f_soft = judge_features(judge, soft.images, cfg.batch_size, device)
-    metrics |= interpolation(f_soft.probs, soft.targets)
-
-    if cfg.diversity:
-        real_scores = class_msssim(
-            train.images, train.labels, cfg.diversity_pairs, cfg.seed, cfg.batch_size
-        )
-        scores = class_msssim(
-            hard.images, hard.labels, cfg.diversity_pairs, cfg.seed, cfg.batch_size
-        )
-        metrics |= diversity_summary(scores, real_scores)
-
-    reason = inception_unavailable(cfg.inception_weights)
-    if reason is None and not enough:
-        reason = f"not computed: only {len(hard)} hard samples"
-    if reason is None:
-        cuda = torch.device(device).type == "cuda"
-        metrics |= inception_fidelity(
-            hard.images, train.images, Path(cfg.inception_weights), cfg, cuda
-        )  # type: ignore[arg-type]
-        metrics[INCEPTION_STATUS] = "computed"
-    else:
-        metrics[INCEPTION_STATUS] = reason
-    clean = {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-        for k, v in metrics.items()
-    }
-    return Evaluation(clean, hard, neighbours, shown, f_soft.probs, soft)
-
-
-def _spread(labels: torch.Tensor, n: int) -> torch.Tensor:
-    """Up to n indices, cycling through the classes (first sample of each class, then second...)."""
-    by_class = [torch.nonzero(labels == c).flatten() for c in torch.unique(labels).tolist()]
-    out, depth = [], 0
-    while len(out) < n and any(depth < len(ix) for ix in by_class):
-        out += [int(ix[depth]) for ix in by_class if depth < len(ix)][: n - len(out)]
-        depth += 1
-    return torch.tensor(out, dtype=torch.long)

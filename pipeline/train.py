@@ -1,7 +1,7 @@
 """Classifier training: real data + mixup (vicinal risk), optionally + synthesized fakes.
 
 One loop serves the judge, the baseline (round r0), every STIC round and JEM:
-  loss = CE(real) + beta_mix * softCE(mixup) + beta_fake * fake_term               (PAPERS.md 1, 5)
+  loss = CE(real) + beta_mix * softCE(mixup) + beta_fake * fake_term    (docs/methods.md: STIC, JEM)
 Fakes come from a `FakeSource` (pipeline.chains: persistent chains advanced at every batch, or a
 fixed pool drawn once per round) and enter through `fake_term`:
 - `extra_class` (STIC): the classifier has K+1 outputs; every fake is labelled "fake" (index K):

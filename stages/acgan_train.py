@@ -1,4 +1,4 @@
-"""Stage `acgan_train@<variant>`: the AC-GAN baseline (PAPERS.md sec. 4), one variant of the
+"""Stage `acgan_train@<variant>`: the AC-GAN baseline (docs/methods.md#ac-gan), one variant of the
 acgan sections (e.g. the paper's learning rate)."""
 
 from __future__ import annotations

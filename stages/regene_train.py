@@ -1,5 +1,5 @@
 """Stage `regene_train`: ReGene's decoder from the frozen latents of a classifier round to images
-(PAPERS.md sec. 3); reports the reconstruction error on the train and test splits."""
+(docs/methods.md#regene); reports the reconstruction error on the train and test splits."""
 
 from __future__ import annotations
 

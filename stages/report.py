@@ -17,6 +17,7 @@ from pipeline import report as R
 from pipeline.config import Overrides
 from pipeline.data import load_image_set
 from pipeline.errors import DataError
+from pipeline.evaluation import real_as_samples
 from pipeline.figures import save_method_comparison, save_overview, save_round_panels
 from pipeline.io import atomic_write_json, atomic_write_text
 from pipeline.methods.stic import BASE_ROUND, RoundConfig, chain_rounds, depth
@@ -159,7 +160,7 @@ def main(
             for r in shown
             if r.group == "method" and path("samples", r.name).is_file()
         ]
-        real_digits = M.real_as_samples(load_image_set(test))
+        real_digits = real_as_samples(load_image_set(test))
         overview.append((LABELS["real"], class_rows(real_digits, 1)[0]))
         save_overview(overview, overview_figure, "One hard sample per class of each set")
         blocks = R.report_blocks(

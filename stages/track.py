@@ -1,5 +1,6 @@
 """`cgen track flush`: log every stage run still in the spool into MLflow now, and say what could
-not be logged (stages spool their runs and a detached flusher logs them; pipeline.tracking, pipeline.flusher)."""
+not be logged (stages spool their runs and a detached flusher logs them: pipeline.tracking,
+pipeline.flusher)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Stage `wang_torr@<variant>`: Wang & Torr input optimisation on a trained classifier, one sample
-set per variant (PAPERS.md sec. 2). A variant is `wang_torr.sampler` with the overrides listed
-under `wang_torr.variants.<variant>`; its name is the sample set's (e.g. the all-off control)."""
+set per variant (docs/methods.md#wang-and-torr). A variant is `wang_torr.sampler` with the overrides
+listed under `wang_torr.variants.<variant>`; its name is the sample set's (e.g. the all-off
+control)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import torch
 import torch_fidelity
 from conftest import make_image_set
 
+from pipeline import evaluation as E
 from pipeline import metrics as M
 from pipeline.checkpoint import save_checkpoint
 from pipeline.errors import ConfigError
@@ -295,12 +296,12 @@ def test_evaluate_samples_measures_everything_at_the_same_count(judge_path, data
     from pipeline.checkpoint import load_classifier
 
     judge, _ = load_classifier(judge_path)
-    hard = M.real_as_samples(data, "test")
+    hard = E.real_as_samples(data, "test")
     soft = _soft_samples(data, 12, 0)
     both = SampleSet(torch.cat([hard.images, soft.images]), torch.cat([hard.targets, soft.targets]),
                      "test", data.class_names)  # fmt: skip
     judges = {"judge": judge, "judge_b": judge}
-    out = M.evaluate_samples(both, data, reference, judges, CFG)
+    out = E.evaluate_samples(both, data, reference, judges, CFG)
     m = out.metrics
     assert m[M.EVAL_COUNT] == len(reference) and m[M.NUM_HARD] == 60 and m[M.NUM_SOFT] == 12
     assert m[M.DISCRIMINABILITY] == pytest.approx(1.0)
@@ -314,9 +315,9 @@ def test_evaluate_samples_measures_everything_at_the_same_count(judge_path, data
     assert len(out.shown) == 4 and torch.equal(data.images[out.neighbours],
                                                 out.hard.images[out.shown])  # fmt: skip
     small = {**CFG.__dict__, "num_samples": 10}
-    capped = M.evaluate_samples(both, data, reference, judges, M.EvalConfig(**small))
+    capped = E.evaluate_samples(both, data, reference, judges, M.EvalConfig(**small))
     assert capped.metrics[M.NUM_HARD] == 10 and capped.metrics[M.NUM_SOFT] == 10
-    again = M.evaluate_samples(both, data, reference, judges, M.EvalConfig(**small))
+    again = E.evaluate_samples(both, data, reference, judges, M.EvalConfig(**small))
     assert again.metrics == capped.metrics  # same seed, same subset, same numbers
 
 

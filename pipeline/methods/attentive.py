@@ -1,4 +1,5 @@
-"""Attentive-STIC (our reading, PAPERS.md sec. 1): drawing an image in glimpses with attention.
+"""Attentive-STIC (our reading, docs/methods.md#attentive-stic): drawing an image in glimpses
+with attention.
 
 The image is drawn in T glimpses. Each glimpse opens a window, a square or a Gaussian attention
 mask of side `window` whose centre is where the saliency |grad_x log pi(x)| of the current canvas

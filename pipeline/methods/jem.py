@@ -4,7 +4,7 @@ The classifier's logits define an energy; every training batch adds JEM's contra
 -(mean f(x_real)[y] - mean f(x_sgld)[y']) (or its logsumexp form, p(x)) to the cross-entropy,
 where x_sgld comes from a persistent class-conditional replay buffer with 5% restarts from
 U(-1, 1), moved by SGLD x <- clamp(x + 1.0 grad f(x)[y'] + 0.01 xi, -1, 1) (20 steps per batch);
-real images get noise of std 0.03; no BatchNorm in the net (PAPERS.md sec. 5).
+real images get noise of std 0.03; no BatchNorm in the net (docs/methods.md#jem).
 
 It shares the training loop and the chain machinery with STIC (`pipeline.chains`): JEM is the
 `energy` loss with the SGLD sampler (no MH, no Gram term, clamped box, eps = T = 5e-5, which is
@@ -38,7 +38,7 @@ class JEMConfig:
         if self.loss.fake_mode != "energy":
             raise ConfigError("loss.fake_mode: JEM's loss is the energy term; set energy")
         if self.model.norm == "batch":
-            raise ConfigError("model.norm: JEM trains without BatchNorm (PAPERS.md sec. 5)")
+            raise ConfigError("model.norm: JEM trains without BatchNorm (docs/methods.md#jem)")
 
     @property
     def setting(self) -> ChainTraining:

@@ -4,12 +4,12 @@ The encoder is a trained classifier up to its latent (frozen); a decoder learns 
 images from those latents; new images of class c decode convex combinations of latents of
 correctly classified class-c images (Dirichlet weights over k of them). No prior is imposed.
 
-Label guarantee (PAPERS.md sec. 3): with a linear head h(z) = W z + b, the set of latents predicted
-as c, {z : (W z + b)_c >= (W z + b)_j for all j}, is an intersection of half-spaces, hence convex;
-a convex combination of latents predicted c is predicted c. `label_kept` measures it (it must be
-1.0 up to float rounding at a boundary). "Predicted" means the argmax over the K real classes, so
-a STIC round's extra "fake" output does not enter (the argmax over K of the K+1 logits is still a
-linear classifier, so the argument holds).
+Label guarantee (docs/methods.md#regene): with a linear head h(z) = W z + b, the set of latents
+predicted as c, {z : (W z + b)_c >= (W z + b)_j for all j}, is an intersection of half-spaces,
+hence convex; a convex combination of latents predicted c is predicted c. `label_kept` measures it
+(it must be 1.0 up to float rounding at a boundary). "Predicted" means the argmax over the K real
+classes, so a STIC round's extra "fake" output does not enter (the argmax over K of the K+1 logits
+is still a linear classifier, so the argument holds).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Score-STIC (our reading, PAPERS.md sec. 1): synthesis with a class-conditional score classifier.
+"""Score-STIC (our reading, docs/methods.md#score-stic): synthesis with a class-conditional score
+classifier.
 
 A noise-conditional classifier g(x, sigma) (`pipeline.models.ScoreCNN`) over L noise levels
 sigma_1 > ... > sigma_L (geometric from sigma_max to sigma_min) is trained on noised real images

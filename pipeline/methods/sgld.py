@@ -1,6 +1,6 @@
 """Classifier + SGLD: JEM's sampler on an ordinary classifier with no generative training (the
-control every classifier-based method must beat; PAPERS.md sec. 5, Wang & Torr's
-"adversarial-attack-like" generation).
+control every classifier-based method must beat; docs/methods.md#classifier-sgld-control, Wang &
+Torr's "adversarial-attack-like" generation).
 
 It draws exactly as the JEM row is evaluated (`pipeline.chains.draw_fresh`: fresh chains from the
 canvas, the same sampler and number of steps) but on a classifier trained only on real data, so

@@ -1,5 +1,5 @@
-"""STIC (PAPERS.md sec. 1): a classifier that synthesizes with GRMALA and is retrained on its own
-hard and soft fakes, round after round.
+"""STIC (docs/methods.md#stic): a classifier that synthesizes with GRMALA and is retrained on its
+own hard and soft fakes, round after round.
 
 The rounds form a tree declared in params (`stic.rounds`): every entry names the round it starts
 from (`prev`; r0 is the baseline classifier) and may override any of the shared sections

@@ -1,7 +1,7 @@
 """Wang & Torr 2022, "Traditional Classification Neural Networks are Good Generators" (2211.14794).
 
-Images are found by optimising the *input* of a trained classifier. Our reading (PAPERS.md sec. 2),
-every component switchable so an ablation can remove it:
+Images are found by optimising the *input* of a trained classifier. Our reading
+(docs/methods.md#wang-and-torr), every component switchable so an ablation can remove it:
 - mask-based stochastic views (`views`): each step scores M views of the image, each with random
   square patches replaced by `mask_fill` and a random shift of up to `max_shift` pixels, and
   averages CE(f(view), y) over them, so no single pixel pattern can carry the class alone;
