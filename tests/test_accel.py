@@ -4,11 +4,9 @@ here; the `gpu` test runs them on CUDA where there is one)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 import torch
-from test_train import CFG, fresh
+from support import fresh, tiny_train
 
 from pipeline.accel import OFF, Accel, autocast, training_net
 from pipeline.config import load_sections
@@ -24,8 +22,8 @@ def trained(tiny_data, accel=OFF, device=CPU, dtypes: set | None = None):
     model = fresh()
     if dtypes is not None:
         model.head.register_forward_hook(lambda m, i, out: dtypes.add(out.dtype))
-    train_classifier(model, tiny_data, replace(CFG, epochs=8), device=device, seed=1, where="t",
-                     accel=accel)  # fmt: skip
+    cfg = tiny_train(epochs=8, lr_schedule="cosine")
+    train_classifier(model, tiny_data, cfg, device=device, seed=1, where="t", accel=accel)
     return model, evaluate_classifier(model, tiny_data)["accuracy"]
 
 

@@ -6,15 +6,14 @@ import math
 
 import pytest
 import torch
+from support import tiny_section
 
 from pipeline.errors import ConfigError
 from pipeline.methods import acgan
 
 LOG3 = math.log(3.0)
 MODEL = acgan.ACGANModelConfig(arch="small", z_dim=8, width=4, dropout=0.5)
-TRAIN = acgan.ACGANTrainConfig(
-    epochs=2, batch_size=20, lr=1e-3, beta1=0.5, beta2=0.999, generator_loss="non_saturating"
-)
+TRAIN = tiny_section("acgan.train", acgan.ACGANTrainConfig, epochs=2, batch_size=20)
 
 
 def test_discriminator_loss_hand_computed():

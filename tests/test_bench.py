@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 
 import torch
-from conftest import small_cnn
+from support import small_cnn, tiny_train
 
 from pipeline import bench
-from pipeline.train import TrainConfig
 
 
 def test_ours_and_the_naive_reference_are_timed_in_turn():
@@ -19,9 +18,7 @@ def test_ours_and_the_naive_reference_are_timed_in_turn():
 
 def test_every_row_on_tiny_data(tiny_data):
     model, _ = small_cnn()
-    cfg = TrainConfig(epochs=1, batch_size=16, lr=1e-3, optimizer="adam", weight_decay=0.0,
-                      momentum=0.9, lr_schedule="constant", mixup_alpha=0.0, mixup_weight=0.0,
-                      data_noise=0.0, checkpoint_every=1)  # fmt: skip
+    cfg = tiny_train(epochs=1, lr=1e-3, lr_schedule="constant", mixup_weight=0.0)
     peak, rows = bench.run(model, tiny_data, torch.device("cpu"), chains=12, steps=4,
                            train_cfg=cfg)  # fmt: skip
     assert peak > 0

@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 import torch
+from support import tiny_train
 
 from pipeline.chains import (
     ChainBuffer,
@@ -23,23 +24,11 @@ from pipeline.eval_sets import EvalChainsConfig, eval_start_log_eps, evaluation_
 from pipeline.models import ModelConfig, build_model, model_args
 from pipeline.resume import Snapshots
 from pipeline.samplers import CanvasConfig, SamplerConfig
-from pipeline.train import LossConfig, TrainConfig, train_classifier
+from pipeline.train import LossConfig, train_classifier
 
 CPU = torch.device("cpu")
 SETTING = ChainTraining(
-    train=TrainConfig(
-        epochs=2,
-        batch_size=16,
-        lr=0.01,
-        optimizer="adam",
-        weight_decay=0.0,
-        momentum=0.9,
-        lr_schedule="constant",
-        mixup_alpha=0.2,
-        mixup_weight=1.0,
-        data_noise=0.03,
-        checkpoint_every=1,
-    ),
+    train=tiny_train(lr_schedule="constant", mixup_alpha=0.2, data_noise=0.03),
     loss=LossConfig("extra_class", 1.0, "class", 0.0),
     chains=ChainsConfig(
         size=40,

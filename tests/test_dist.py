@@ -14,18 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import ROOT
+from support import ROOT, cgen, chain
 
 CGEN = str(ROOT / "bin" / "cgen")
-
-
-def cgen(*args, root: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """`bin/cgen ARGS`; `root`: where its tracking spool lives (DVC_ROOT), not the project's."""
-    env = {**os.environ, **({"DVC_ROOT": str(root)} if root else {})}
-    res = subprocess.run([CGEN, *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=timeout, env=env)  # fmt: skip
-    assert res.returncode == 0, res.stderr[-3000:]
-    return res
 
 
 def params_file(tmp_path: Path, params: dict, processes: int, name: str) -> Path:
@@ -187,8 +178,6 @@ def test_every_training_loop_runs_under_two_processes(tmp_path, tiny_params):
     """The baseline, a STIC round (persistent chains with the Gram term, sharded) and its samples,
     the score classifier (double backward through DDP), the AC-GAN and the ReGene decoder, each
     under torchrun with 2 processes: they finish and write their outputs once."""
-    from test_reproducibility import chain
-
     tiny_params["tracking"]["enabled"] = False
     two = params_file(tmp_path, tiny_params, 2, "p2")
     d = tmp_path / "run"

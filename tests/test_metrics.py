@@ -3,12 +3,14 @@ discriminability, diversity, interpolation. Offline: network connections are ref
 
 from __future__ import annotations
 
+import math
 import socket
+from dataclasses import replace
 
 import pytest
 import torch
 import torch_fidelity
-from conftest import make_image_set
+from support import make_image_set, tiny_train
 
 from pipeline import evaluation as E
 from pipeline import metrics as M
@@ -17,7 +19,7 @@ from pipeline.errors import ConfigError
 from pipeline.models import ModelConfig, build_model, model_args
 from pipeline.params import parse_params
 from pipeline.samples import SampleSet, hard_targets, two_class_mixtures
-from pipeline.train import TrainConfig, train_classifier
+from pipeline.train import train_classifier
 
 
 @pytest.fixture(autouse=True)
@@ -47,9 +49,7 @@ def _judge(data, epochs: int):
     cfg = ModelConfig(arch="judge_cnn", width=6, dropout=0.0, norm="batch")
     args = model_args(cfg, in_channels=1, num_outputs=3)
     model = build_model(args)
-    cfg = TrainConfig(epochs=max(1, epochs), batch_size=20, lr=0.01, optimizer="adam",
-                      weight_decay=0.0, momentum=0.9, lr_schedule="cosine", mixup_alpha=0.0,
-                      mixup_weight=1.0, data_noise=0.0, checkpoint_every=1)  # fmt: skip
+    cfg = tiny_train(epochs=max(1, epochs), batch_size=20, lr_schedule="cosine")
     if epochs:
         train_classifier(model, data, cfg, device=torch.device("cpu"), seed=0, where="test")
     return model.eval(), args
@@ -159,17 +159,11 @@ def test_features_do_not_depend_on_batch_size(judge_path, data):
 
 def test_kid_subset_size_is_clipped_to_the_sample_count(judge_path, data, reference):
     few = features(judge_path, data.images[::6])  # 10 images, kid_subset_size 20
-    out = M.fidelity(few, features(judge_path, reference.images), CFG)
-    assert out[M.JUDGE_KID] is not None
-
-
-def test_bootstrap_interval_brackets_judge_fid(judge_path, data, reference):
-    f, r = features(judge_path, data.images), features(judge_path, reference.images)
-    stats = M.fid_stats(r.embed)
-    lo, hi = M.bootstrap_interval(lambda idx: M.fid(f.embed[idx], stats), len(f), 100, 0.95,
-                                  torch.Generator().manual_seed(0))  # fmt: skip
-    point = M.fid(f.embed, stats)
-    assert lo < point < hi
+    ref = features(judge_path, reference.images)
+    out = M.fidelity(few, ref, CFG)
+    clipped = M.fidelity(few, ref, replace(CFG, kid_subset_size=len(few.embed)))
+    assert CFG.kid_subset_size > len(few.embed)
+    assert math.isfinite(out[M.JUDGE_KID]) and out[M.JUDGE_KID] == clipped[M.JUDGE_KID]
 
 
 # ----------------------------------------------------------------- memorisation

@@ -5,15 +5,14 @@ parameter gate refusing a typo, and MLflow holding every set's judge-FID afterwa
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
-from conftest import real_params_dict, shrink
 from PIL import Image
+from support import clean_env, real_params_dict, shrink
 
 ROOT = Path(__file__).resolve().parents[1]
 DVC = ROOT / ".venv" / "bin" / "dvc"
@@ -61,13 +60,6 @@ def project_copy(tmp_path: Path, params: dict) -> Path:
                 [str(DVC), "init", "-q"]):  # fmt: skip
         subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
     return repo
-
-
-def clean_env() -> dict:
-    """The environment of a new shell that never activated .venv: no .venv/bin on PATH."""
-    path = ":".join(p for p in os.environ["PATH"].split(":") if ".venv" not in p)
-    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
-    return env | {"PATH": path, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
 
 
 def dvc(repo: Path, *args: str) -> subprocess.CompletedProcess:

@@ -3,7 +3,6 @@ finishes bit-identically; concurrent stages and flushers lose no MLflow run."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import signal
 import subprocess
@@ -13,36 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
-
-
-def cgen(*args, check=True) -> subprocess.CompletedProcess:
-    """bin/cgen exactly as dvc.yaml calls it (a new process, the project's Python)."""
-    res = subprocess.run([str(ROOT / "bin" / "cgen"), *map(str, args)], cwd=ROOT,
-                         capture_output=True, text=True)  # fmt: skip
-    if check:
-        assert res.returncode == 0, f"cgen {args[0]} failed: {res.stderr[-2000:]}"
-    return res
-
-
-def chain(d: Path, params: Path) -> None:
-    """prepare -> baseline -> STIC round r1 -> its evaluation set, into folder d."""
-    cgen("prepare", "--train-out", d / "train.pt", "--test-out", d / "test.pt",
-         "--metrics", d / "data.json", "--params", params)  # fmt: skip
-    cgen("classifier", "--section", "baseline", "--train", d / "train.pt", "--test", d / "test.pt",
-         "--model-out", d / "r0.pt", "--metrics", d / "r0.json", "--figure", d / "r0.png",
-         "--history", d / "r0.tsv", "--params", params)  # fmt: skip
-    cgen("stic-round", "--round", "r1", "--prev", d / "r0.pt", "--train", d / "train.pt",
-         "--test", d / "test.pt", "--model-out", d / "r1.pt", "--metrics", d / "r1.json",
-         "--figure", d / "r1_train.png", "--history", d / "r1.tsv", "--params", params)  # fmt: skip
-    cgen("stic-sample", "--round", "r1", "--model", d / "r1.pt", "--train", d / "train.pt",
-         "--samples-out", d / "r1_samples.pt", "--metrics", d / "r1_sampling.json",
-         "--figure", d / "r1_samples.png", "--params", params)  # fmt: skip
+from support import ROOT, cgen, chain, md5
 
 
 @pytest.fixture

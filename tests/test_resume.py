@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from support import tiny_section
 
 from pipeline.methods import acgan, regene
 from pipeline.resume import Snapshots
@@ -31,8 +32,7 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 def run_acgan(data, snapshots=None, on_epoch=None, init_seed=0):
     model = acgan.ACGANModelConfig(arch="small", z_dim=8, width=4, dropout=0.5)
-    cfg = acgan.ACGANTrainConfig(epochs=4, batch_size=20, lr=1e-3, beta1=0.5, beta2=0.999,
-                                 generator_loss="non_saturating")  # fmt: skip
+    cfg = tiny_section("acgan.train", acgan.ACGANTrainConfig, epochs=4, batch_size=20)
     torch.manual_seed(init_seed)
     g, d = acgan.build(acgan.model_args(3, 1, 8, model))
     torch.manual_seed(1)  # dropout draws from the global generator

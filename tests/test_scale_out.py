@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_pipeline import clean_env
+from support import clean_env
 
 from pipeline.flusher import flush, pending
 from pipeline.tracking import Tracker, TrackingConfig

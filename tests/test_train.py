@@ -6,14 +6,13 @@ from dataclasses import replace
 
 import pytest
 import torch
+from support import fresh, tiny_train
 
 from pipeline.chains import FixedPool
 from pipeline.errors import NumericalError
-from pipeline.models import ModelConfig, build_model, model_args
 from pipeline.resume import Snapshots
 from pipeline.train import (
     LossConfig,
-    TrainConfig,
     energies,
     evaluate_classifier,
     mixup,
@@ -22,25 +21,7 @@ from pipeline.train import (
 )
 
 CPU = torch.device("cpu")
-CFG = TrainConfig(
-    epochs=2,
-    batch_size=16,
-    lr=0.01,
-    optimizer="adam",
-    weight_decay=0.0,
-    momentum=0.9,
-    lr_schedule="cosine",
-    mixup_alpha=0.0,
-    mixup_weight=1.0,
-    data_noise=0.0,
-    checkpoint_every=1,
-)
-
-
-def fresh(num_outputs=3, seed=0):
-    torch.manual_seed(seed)
-    cfg = ModelConfig(arch="small_cnn", width=4, dropout=0.0, norm="none")
-    return build_model(model_args(cfg, 1, num_outputs))
+CFG = tiny_train(lr_schedule="cosine")
 
 
 def test_soft_cross_entropy_matches_hard_ce_for_one_hot():

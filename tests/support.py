@@ -1,0 +1,168 @@
+"""What several test modules share (no test module imports another): the real parameters and
+a tiny set derived from them, tiny data and networks, a tiny training recipe from params.yaml, the
+environment of a new shell, and the real stage commands."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+
+import torch
+import yaml
+
+from pipeline.config import from_dict
+from pipeline.data import ImageSet
+from pipeline.models import ModelConfig, build_model, model_args
+from pipeline.train import TrainConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def real_params_dict() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def shrink(params: dict, tracking_uri: str | None = None) -> dict:
+    """params.yaml at toy scale: 8x8 images, 1-epoch tiny networks, few steps, 3 samples per class,
+    one chain round and one ablation, tracking into `tracking_uri` (off when None)."""
+    p = copy.deepcopy(params)
+    p["runtime"].update(device="cpu", threads=1)
+    p["tracking"].update(uri=tracking_uri, enabled=tracking_uri is not None, system_metrics=False)
+    p["data"]["image_size"] = 8
+    for section in ("judge", "judge_b", "jem", "score_stic"):
+        p[section]["train"]["epochs"] = 1
+    # ReGene needs correctly classified images of every class: r0 must learn something
+    p["baseline"]["train"].update(epochs=3, lr=0.02)
+    p["judge"]["model"]["width"] = 6
+    p["judge_b"]["model"]["width"] = 4
+    p["baseline"]["model"]["width"] = 4
+    p["jem"]["model"]["width"] = 4
+    p["score_stic"]["model"]["width"] = 4
+    stic = p["stic"]
+    stic["train"]["epochs"] = 1
+    stic["chains"].update(size=40, batch=16, steps=2)
+    stic["per_round_steps"] = 2
+    stic["eval"].update(hard_per_class=3, soft=6, steps=3, burn_in=1)
+    stic["rounds"] = {"r1": {"prev": "r0"}, "r2": {"prev": "r1"}, "no_mh": stic["rounds"]["no_mh"]}
+    p["jem"]["chains"].update(size=40, batch=16, steps=2)
+    p["jem"]["eval"].update(hard_per_class=3, steps=3)
+    p["score_stic"]["noise"]["levels"] = 2
+    p["score_stic"]["sampling"].update(steps_per_level=2, hard_per_class=3, soft=6)
+    p["attentive_stic"].update(round="r2")
+    p["attentive_stic"]["draw"].update(glimpses=2, steps_per_glimpse=2, window=4, hard_per_class=3)
+    p["sgld"]["eval"].update(hard_per_class=3, steps=3)
+    p["acgan"]["model"].update(width=4, z_dim=8)
+    p["acgan"]["train"].update(epochs=1, batch_size=20)
+    p["acgan"]["sample"]["per_class"] = 3
+    p["acgan"]["variants"] = {"acgan": {}}
+    p["regene"]["decoder"].update(epochs=1, width=4, batch_size=20)
+    p["regene"]["combine"]["per_class"] = 3
+    p["wang_torr"]["sampler"].update(steps_per_resolution=2, num_views=2, samples_per_class=3)
+    p["wang_torr"]["variants"] = {
+        "wang_torr": {},
+        "wang_torr_plain": p["wang_torr"]["variants"]["wang_torr_plain"],
+    }
+    p["references"]["real_mixup"]["soft"] = 6
+    m = p["eval"]["metrics"]
+    m.update(
+        num_samples=30,
+        kid_subsets=5,
+        kid_subset_size=10,
+        bootstrap=20,
+        diversity_pairs=5,
+        neighbours=4,
+    )
+    p["eval"]["methods"] = [
+        "jem", "score_stic", "attentive_stic", "attentive_full", "sgld", "acgan", "regene",
+        "wang_torr", "wang_torr_plain", "null_stic", "null_score", "real_mixup",
+    ]  # fmt: skip
+    return p
+
+
+def make_image_set(
+    n_per_class: int = 20, classes: int = 3, size: int = 8, channels: int = 1, seed: int = 0
+) -> ImageSet:
+    """Separable synthetic classes: class c is bright in horizontal band c, plus noise."""
+    gen = torch.Generator().manual_seed(seed)
+    images, labels = [], []
+    band = max(1, size // classes)
+    for c in range(classes):
+        base = torch.full((n_per_class, channels, size, size), 40.0)
+        base[:, :, c * band : (c + 1) * band, :] = 210.0
+        noise = torch.randn(base.shape, generator=gen) * 20
+        images.append((base + noise).clamp(0, 255).to(torch.uint8))
+        labels += [c] * n_per_class
+    return ImageSet(torch.cat(images), torch.tensor(labels), tuple(f"c{c}" for c in range(classes)))
+
+
+def small_cnn(outputs: int = 3, width: int = 4, channels: int = 1):
+    """An untrained small CNN and its model args."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch="small_cnn", width=width, dropout=0.0, norm="none")
+    args = model_args(cfg, in_channels=channels, num_outputs=outputs)
+    return build_model(args).eval(), args
+
+
+def tiny_section(key: str, cls: type, **overrides):
+    """params.yaml's section `key` (dotted) as `cls`, with `overrides`: the real recipe at toy
+    scale, so a test's settings drift with the real ones instead of being written out again."""
+    node = real_params_dict()
+    for part in key.split("."):
+        node = node[part]
+    return dataclasses.replace(from_dict(cls, node, key), **overrides)
+
+
+def tiny_train(**overrides) -> TrainConfig:
+    """The baseline's training recipe at toy scale: 2 epochs of 16-image batches at lr 0.01, no
+    mixup and no data noise unless `overrides` say otherwise."""
+    base = {"epochs": 2, "batch_size": 16, "lr": 0.01, "mixup_alpha": 0.0, "data_noise": 0.0}
+    return tiny_section("baseline.train", TrainConfig, **(base | overrides))
+
+
+def fresh(num_outputs: int = 3, seed: int = 0, width: int = 4):
+    """A new small CNN on 1-channel images (its model args aside), seeded."""
+    torch.manual_seed(seed)
+    cfg = ModelConfig(arch="small_cnn", width=width, dropout=0.0, norm="none")
+    return build_model(model_args(cfg, 1, num_outputs))
+
+
+def clean_env() -> dict:
+    """The environment of a new shell that never activated .venv: no .venv/bin on PATH."""
+    path = ":".join(p for p in os.environ["PATH"].split(":") if ".venv" not in p)
+    env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+    return env | {"PATH": path, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+def md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def cgen(*args, check: bool = True, root: Path | None = None,
+         timeout: int = 600) -> subprocess.CompletedProcess:  # fmt: skip
+    """bin/cgen exactly as dvc.yaml calls it (a new process, the project's Python); `root`: where
+    its tracking spool lives (DVC_ROOT), when not the project's."""
+    env = {**os.environ, **({"DVC_ROOT": str(root)} if root else {})}
+    res = subprocess.run([str(ROOT / "bin" / "cgen"), *map(str, args)], cwd=ROOT,
+                         capture_output=True, text=True, timeout=timeout, env=env)  # fmt: skip
+    if check:
+        assert res.returncode == 0, f"cgen {args[0]} failed: {res.stderr[-3000:]}"
+    return res
+
+
+def chain(d: Path, params: Path) -> None:
+    """prepare -> baseline -> STIC round r1 -> its evaluation set, into folder d."""
+    cgen("prepare", "--train-out", d / "train.pt", "--test-out", d / "test.pt",
+         "--metrics", d / "data.json", "--params", params)  # fmt: skip
+    cgen("classifier", "--section", "baseline", "--train", d / "train.pt", "--test", d / "test.pt",
+         "--model-out", d / "r0.pt", "--metrics", d / "r0.json", "--figure", d / "r0.png",
+         "--history", d / "r0.tsv", "--params", params)  # fmt: skip
+    cgen("stic-round", "--round", "r1", "--prev", d / "r0.pt", "--train", d / "train.pt",
+         "--test", d / "test.pt", "--model-out", d / "r1.pt", "--metrics", d / "r1.json",
+         "--figure", d / "r1_train.png", "--history", d / "r1.tsv", "--params", params)  # fmt: skip
+    cgen("stic-sample", "--round", "r1", "--model", d / "r1.pt", "--train", d / "train.pt",
+         "--samples-out", d / "r1_samples.pt", "--metrics", d / "r1_sampling.json",
+         "--figure", d / "r1_samples.png", "--params", params)  # fmt: skip
