@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.chains import ChainTraining, Drawing
+from pipeline.chains import ChainTraining
 from pipeline.data import ImageSet, to_uint8
-from pipeline.densities import null_density
-from pipeline.eval_sets import eval_targets, evaluation_set
+from pipeline.eval_sets import evaluation_set
 from pipeline.methods.jem import JEMConfig
-from pipeline.methods.score import ScoreStiCConfig
+from pipeline.methods.score import ScoreStiCConfig, evaluation_draw
 from pipeline.methods.stic import StiCConfig
 from pipeline.references import NullSource
-from pipeline.samplers import initial_log_eps, run_annealed
+from pipeline.samplers import initial_log_eps
 from pipeline.samples import SampleSet
 
 SOURCES: dict[str, type] = {"stic": StiCConfig, "jem": JEMConfig, "score_stic": ScoreStiCConfig}
@@ -31,16 +30,9 @@ def null_set(
 ) -> tuple[SampleSet, dict[str, float | None]]:
     """`source`'s evaluation sampler with its gradient zeroed: the same canvas, sampler, steps and
     targets as the method's own set, from each chain's initial step size."""
-    if isinstance(cfg, ScoreStiCConfig):
-        s = cfg.sampling
-        drawing = Drawing(cfg.sampler, "logit", s.canvas, 2, s.soft_alpha)
-        targets = eval_targets(data.num_classes, s, drawing, gen_targets)
-        x0 = s.canvas.draw((len(targets), *data.shape), gen_chains).to(device)
-        run = run_annealed(
-            lambda sigma: null_density, x0, cfg.noise.sigmas, cfg.sampler, gen_chains,
-            steps_per_level=s.steps_per_level, where=name,
-        )  # fmt: skip
-        samples = SampleSet(to_uint8(run.x.cpu()), targets, name, data.class_names)
+    if isinstance(cfg, ScoreStiCConfig):  # Score-STIC's own draw, on a flat target
+        targets, run = evaluation_draw(None, cfg, data, gen_targets, gen_chains, device=device)
+        samples = SampleSet(to_uint8(run.x), targets, name, data.class_names)
         return samples, {"acceptance_rate": run.trace.summary()["acceptance_rate"]}
     if isinstance(cfg, StiCConfig):
         drawing = ChainTraining(cfg.train, cfg.loss, cfg.chains, cfg.sampler).drawing

@@ -7,12 +7,10 @@ from typing import Annotated
 
 import typer
 
-from pipeline.chains import Drawing
 from pipeline.checkpoint import load_classifier
 from pipeline.data import load_image_set, to_uint8
-from pipeline.eval_sets import eval_targets
 from pipeline.infer import agreement
-from pipeline.methods.score import NAME, ScoreStiCConfig, sample
+from pipeline.methods.score import NAME, ScoreStiCConfig, evaluation_draw, passes_per_sample
 from pipeline.samples import SampleSet
 from stages.outputs import SampleOutputs, from_checkpoint, write_samples
 from stages.skeleton import (
@@ -41,17 +39,13 @@ def main(
     """Draw Score-STIC's evaluation set."""
     with stage("score_sample", params, SECTIONS, tags={"method": NAME}) as st:
         cfg: ScoreStiCConfig = st.cfg["score_stic"]
-        s = cfg.sampling
         data = load_image_set(train)
         net, payload = load_classifier(model, device=st.device)
-        drawing = Drawing(cfg.sampler, "logit", s.canvas, 2, s.soft_alpha)
-        targets = eval_targets(data.num_classes, s, drawing, st.generator(NAME, "eval targets"))
-        run = sample(
-            net, targets, cfg, st.generator(NAME, "eval chains"), shape=data.shape,
-            real=data, device=st.device,
+        targets, run = evaluation_draw(
+            net, cfg, data, st.generator(NAME, "eval targets"), st.generator(NAME, "eval chains"),
+            device=st.device,
         )  # fmt: skip
         st.run.log_history(run.trace.rows(), prefix="sampler_")
-        steps = s.steps_per_level * cfg.noise.levels + int(s.denoise)
         at_min = net.at(cfg.noise.sigma_min)
         write_samples(
             st,
@@ -60,7 +54,7 @@ def main(
             {
                 "acceptance_rate": run.trace.summary()["acceptance_rate"],
                 "classifier_agreement": agreement(at_min, run.x, targets, data.num_classes),
-                "passes_per_sample": steps + cfg.noise.levels,
+                "passes_per_sample": passes_per_sample(cfg),
                 **from_checkpoint(payload),
             },
             title=f"Score-STIC: annealed Langevin, {cfg.noise.levels} levels",

@@ -166,3 +166,13 @@ def chain(d: Path, params: Path) -> None:
     cgen("stic-sample", "--round", "r1", "--model", d / "r1.pt", "--train", d / "train.pt",
          "--samples-out", d / "r1_samples.pt", "--metrics", d / "r1_sampling.json",
          "--figure", d / "r1_samples.png", "--params", params)  # fmt: skip
+
+
+def flatten_network(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` with every weight zero and the head's bias kept: its outputs no longer depend on
+    the input, so its input gradient is zero: what a null sampler draws on."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not name.startswith("head.bias"):
+                p.zero_()
+    return model

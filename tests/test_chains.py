@@ -236,3 +236,23 @@ def test_working_regime_keeps_acceptance_near_its_target(tiny_data):
     )  # fmt: skip
     late = trace.acceptance[40:]  # once eps has climbed from its start
     assert 0.35 < sum(late) / len(late) < 0.8 and metrics["stuck_share"] == 0.0
+
+
+def test_the_null_sampler_draws_exactly_as_a_chain_trained_classifier_does(tiny_data):
+    """On a classifier whose input gradient is zero, the evaluation set is the null sampler's,
+    bit for bit (both start at the initial eps): what the null reference claims to be."""
+    from support import flatten_network
+
+    ev = EvalChainsConfig(hard_per_class=2, soft=2, steps=4, burn_in=2, eps_start="initial")
+    # a low temperature, so an ordinary network's gradient moves pixels by whole grey levels
+    sampler = replace(SETTING.sampler, gram_weight=0.0, temperature=1e-6)
+    drawing = replace(SETTING.drawing, sampler=sampler)
+    start = torch.full((3,), math.log(drawing.sampler.step_size))
+
+    def draw(model):
+        g = (torch.Generator().manual_seed(1), torch.Generator().manual_seed(2))
+        return evaluation_set(model, tiny_data, drawing, ev, start, *g, method="x", device=CPU,
+                              where="t")[0]  # fmt: skip
+
+    assert torch.equal(draw(flatten_network(fresh())).images, draw(None).images)
+    assert not torch.equal(draw(fresh()).images, draw(None).images)

@@ -72,3 +72,28 @@ def test_score_classifier_learns_and_samples_in_the_box(tiny_data, real_params):
                  real=tiny_data, device=torch.device("cpu"))  # fmt: skip
     assert run.x.shape == (4, 1, 8, 8) and run.x.min() >= -1 and run.x.max() <= 1
     assert len(run.trace.acceptance) == 3 * 2
+
+
+def test_the_null_sampler_draws_exactly_as_score_stic_does(tiny_data, real_params):
+    """On a network whose input gradient is zero, Score-STIC's evaluation draw is its null
+    sampler's, bit for bit: the same canvas, targets, noise and steps."""
+    from dataclasses import replace
+
+    from support import flatten_network
+
+    from pipeline.config import from_dict
+    from pipeline.methods.score import ScoreStiCConfig, evaluation_draw
+
+    cfg = from_dict(ScoreStiCConfig, real_params["score_stic"], "score_stic")
+    cfg = replace(cfg, model=replace(cfg.model, width=4), noise=replace(cfg.noise, levels=3),
+                  sampling=replace(cfg.sampling, steps_per_level=2, hard_per_class=2,
+                                   soft=2))  # fmt: skip
+    flat = flatten_network(build_model(model_args(cfg.model, 1, 3)))
+
+    def draw(model):
+        g = (torch.Generator().manual_seed(1), torch.Generator().manual_seed(2))
+        return evaluation_draw(model, cfg, tiny_data, *g, device=torch.device("cpu"))
+
+    (t_flat, run_flat), (t_null, run_null) = draw(flat), draw(None)
+    assert torch.equal(t_flat, t_null) and torch.equal(run_flat.x, run_null.x)
+    assert not torch.equal(run_null.x, draw(build_model(model_args(cfg.model, 1, 3)))[1].x)

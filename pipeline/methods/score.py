@@ -28,11 +28,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from pipeline.accel import OFF, Accel, autocast, training_net
-from pipeline.chains import class_mean_grams
+from pipeline.chains import Drawing, class_mean_grams
 from pipeline.data import ImageSet
-from pipeline.densities import classifier_density
+from pipeline.densities import classifier_density, null_density
 from pipeline.dist import chain_rows, mean_over_ranks, reseed_rank, rows, share
 from pipeline.errors import ConfigError, check_finite
+from pipeline.eval_sets import eval_targets
 from pipeline.infer import batched
 from pipeline.loop import EpochCallback, batches, run_epochs
 from pipeline.models import ModelConfig, ScoreCNN
@@ -190,8 +191,33 @@ def accuracy_at(model: ScoreCNN, data: ImageSet, sigma: float) -> float:
     return float((logits.argmax(1) == data.labels).float().mean())
 
 
+def evaluation_draw(
+    model: ScoreCNN | None,
+    cfg: ScoreStiCConfig,
+    data: ImageSet,
+    gen_targets: torch.Generator,
+    gen_chains: torch.Generator,
+    *,
+    device: torch.device,
+) -> tuple[torch.Tensor, ChainRun]:
+    """Score-STIC's evaluation set: its targets (hard per class, then soft mixes) and the
+    annealed run. With no model, the same draw on a flat target: its null sampler."""
+    s = cfg.sampling
+    drawing = Drawing(cfg.sampler, "logit", s.canvas, 2, s.soft_alpha)
+    targets = eval_targets(data.num_classes, s, drawing, gen_targets)
+    run = sample(model, targets, cfg, gen_chains, shape=data.shape, real=data, device=device)
+    return targets, run
+
+
+def passes_per_sample(cfg: ScoreStiCConfig) -> int:
+    """Network passes (forward and backward) per sample: one per annealed step and per level's
+    start, plus the denoising step."""
+    s = cfg.sampling
+    return s.steps_per_level * cfg.noise.levels + int(s.denoise) + cfg.noise.levels
+
+
 def sample(
-    model: ScoreCNN,
+    model: ScoreCNN | None,
     targets: torch.Tensor,
     cfg: ScoreStiCConfig,
     gen: torch.Generator,
@@ -201,9 +227,11 @@ def sample(
     device: torch.device,
 ) -> ChainRun:
     """Annealed Langevin samples (N, C, H, W) for targets (N, K); `real` gives the per-level
-    class-mean Gram matrices (noised real images) when the Gram term is on. Under torchrun each
-    rank runs its share of the chains (pipeline.dist); every rank gets all N."""
-    model.eval()
+    class-mean Gram matrices (noised real images) when the Gram term is on. No model: a flat
+    target at every level (the null sampler). Under torchrun each rank runs its share of the
+    chains (pipeline.dist); every rank gets all N."""
+    if model is not None:
+        model.eval()
     s = cfg.sampling
     part = chain_rows(len(targets))
     x0 = s.canvas.draw((len(targets), *shape), gen, part).to(device)
@@ -211,6 +239,8 @@ def sample(
     noise_gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
 
     def density_at(sigma: float):
+        if model is None:
+            return null_density
         at = model.at(sigma)
         grams = None
         if cfg.sampler.gram_weight > 0 and real is not None:
@@ -228,7 +258,7 @@ def sample(
         density_at, x0, sigmas, cfg.sampler, gen, steps_per_level=s.steps_per_level, where=NAME,
         rows=part,
     )  # fmt: skip
-    if s.denoise:  # Tweedie: E[x | x~] = x~ + sigma^2 * score = x~ + sigma * grad g
+    if s.denoise and model is not None:  # Tweedie: E[x | x~] = x~ + sigma^2 * score
         _, grad = density_at(sigmas[-1])(run.x)
         run.x = (run.x + sigmas[-1] ** 2 * cfg.sampler.temperature * grad).clamp(-1, 1)
     run = gather_run(run, part)
