@@ -204,6 +204,27 @@ def apply_overrides(cls: type[T], base: Any, overrides: Mapping | None, prefix: 
     return from_dict(cls, merge(to_dict(base), overrides), prefix)
 
 
+def variant(
+    cls: type[T],
+    base: Any,
+    variants: Mapping[str, Any],
+    name: str,
+    key: str,
+    section: str | None = None,
+) -> T:
+    """Variant `name` of the method at params key `key`: `base` (a `cls`) with the overrides
+    `variants[name]` applied (`apply_overrides`), or with its `section` of them when a variant
+    overrides several sections (AC-GAN's model, train, sample); a name not listed is refused.
+    Every method with variants (AC-GAN, Wang & Torr, Attentive-STIC) resolves them here."""
+    if name not in variants:
+        known = ", ".join(variants) or "none"
+        raise ConfigError(f"{key}.variants.{name}: not a listed variant ({known})")
+    overrides, prefix = variants[name], f"{key}.variants.{name}"
+    if section is not None:
+        overrides, prefix = getattr(overrides, section), f"{prefix}.{section}"
+    return apply_overrides(cls, base, overrides, prefix)
+
+
 def merge(base: dict, override: Mapping) -> dict:
     """Deep-merge `override` into a copy of `base` (mappings merge, other values replace)."""
     out = dict(base)

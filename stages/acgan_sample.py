@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from pipeline.checkpoint import load_module
+from pipeline.config import variant as config_variant
 from pipeline.data import load_image_set, to_uint8
 from pipeline.methods import acgan
 from pipeline.samples import SampleSet, hard_targets
@@ -38,8 +39,9 @@ def main(
     """Sample acgan.sample.per_class images of every class."""
     sections = {k.format(variant=variant): v for k, v in SECTIONS.items()}
     with stage(f"acgan_sample@{variant}", params, sections, tags={"method": variant}) as st:
-        key = f"acgan.variants.{variant}"
-        sample_cfg = acgan.apply_sample_overrides(st.cfg["acgan.sample"], st.cfg[key], variant)
+        one = {variant: st.cfg[f"acgan.variants.{variant}"]}
+        sample_cfg = config_variant(acgan.ACGANSampleConfig, st.cfg["acgan.sample"], one,
+                                    variant, acgan.NAME, "sample")  # fmt: skip
         names = load_image_set(train).class_names
         generator, payload = load_module(model, acgan.build_generator, device=st.device)
         images, labels = acgan.sample(

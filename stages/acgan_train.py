@@ -9,6 +9,7 @@ import torch
 import typer
 
 from pipeline.config import to_dict
+from pipeline.config import variant as config_variant
 from pipeline.data import load_image_set
 from pipeline.methods import acgan
 from pipeline.resume import Snapshots, fingerprint
@@ -51,25 +52,26 @@ def main(
     sections = {k.format(variant=variant): v for k, v in SECTIONS.items()}
     tags = {"method": variant}
     with stage(f"acgan_train@{variant}", params, sections, tags=tags, system_metrics=True) as st:
-        cfg = acgan.resolve_variant(
-            st.cfg["acgan.model"], st.cfg["acgan.train"], st.cfg[f"acgan.variants.{variant}"],
-            variant,
-        )  # fmt: skip
+        one = {variant: st.cfg[f"acgan.variants.{variant}"]}
+        model_cfg = config_variant(acgan.ACGANModelConfig, st.cfg["acgan.model"], one, variant,
+                                   acgan.NAME, "model")  # fmt: skip
+        train_cfg = config_variant(acgan.ACGANTrainConfig, st.cfg["acgan.train"], one, variant,
+                                   acgan.NAME, "train")  # fmt: skip
         data = load_image_set(train)
         c, h, _ = data.shape
-        args = acgan.model_args(data.num_classes, c, h, cfg.model)
+        args = acgan.model_args(data.num_classes, c, h, model_cfg)
         # every variant starts from the same draws, so a variant changes only what it overrides
         torch.manual_seed(st.seed(acgan.NAME, "init"))
         generator, discriminator = acgan.build(args)
         generator, discriminator = generator.to(st.device), discriminator.to(st.device)
-        config = {"model": to_dict(cfg.model), "train": to_dict(cfg.train), "seed": st.runtime.seed}
+        config = {"model": to_dict(model_cfg), "train": to_dict(train_cfg), "seed": st.runtime.seed}
         torch.manual_seed(st.seed(acgan.NAME, "dropout"))  # D's dropout draws globally
         history = acgan.train(
             generator,
             discriminator,
             data.float_images(),
             data.labels,
-            cfg.train,
+            train_cfg,
             st.generator(acgan.NAME, "train"),
             on_epoch=lambda epoch, row: st.run.log_metrics(row, step=epoch),
             accel=st.accel,
@@ -89,5 +91,5 @@ def main(
             discriminator_state=d_state,
             method=variant,
             # D and G steps per real image: about three forward passes per image per epoch
-            train_passes_per_image=3.0 * cfg.train.epochs,
+            train_passes_per_image=3.0 * train_cfg.epochs,
         )

@@ -12,7 +12,8 @@ import typer
 
 from pipeline.chains import ChainBuffer, ChainTraining, exact_grams
 from pipeline.checkpoint import load_classifier
-from pipeline.config import Overrides, apply_overrides, from_dict
+from pipeline.config import Overrides, from_dict
+from pipeline.config import variant as config_variant
 from pipeline.data import load_image_set, to_uint8
 from pipeline.eval_sets import eval_targets, target_fn
 from pipeline.infer import agreement
@@ -53,7 +54,8 @@ def main(
     sections = {k.format(variant=variant): v for k, v in SECTIONS.items()}
     with stage(f"attentive@{variant}", params, sections, tags={"method": variant}) as st:
         key = f"attentive_stic.variants.{variant}"
-        cfg = apply_overrides(AttentiveConfig, st.cfg["attentive_stic.draw"], st.cfg[key], key)
+        cfg = config_variant(AttentiveConfig, st.cfg["attentive_stic.draw"], {variant: st.cfg[key]},
+                             variant, "attentive_stic")  # fmt: skip
         data = load_image_set(train)
         k = data.num_classes
         classifier, payload = load_classifier(model, device=st.device)

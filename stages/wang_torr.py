@@ -11,7 +11,8 @@ from typing import Annotated
 import typer
 
 from pipeline.checkpoint import load_classifier
-from pipeline.config import Overrides, apply_overrides
+from pipeline.config import Overrides
+from pipeline.config import variant as config_variant
 from pipeline.data import load_image_set, to_uint8
 from pipeline.infer import agreement
 from pipeline.methods import wang_torr
@@ -48,9 +49,8 @@ def main(
     key = f"wang_torr.variants.{variant}"
     sections = {"wang_torr.sampler": wang_torr.WangTorrConfig, key: Overrides}
     with stage(f"wang_torr@{variant}", params, sections, tags={"method": variant}) as st:
-        cfg = apply_overrides(
-            wang_torr.WangTorrConfig, st.cfg["wang_torr.sampler"], st.cfg[key], key
-        )
+        cfg = config_variant(wang_torr.WangTorrConfig, st.cfg["wang_torr.sampler"],
+                             {variant: st.cfg[key]}, variant, "wang_torr")  # fmt: skip
         data = load_image_set(train)
         k = data.num_classes
         model, payload = load_classifier(classifier, device=st.device)

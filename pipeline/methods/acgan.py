@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from pipeline import numerics
 from pipeline.accel import OFF, Accel, autocast, training_net
-from pipeline.config import Overrides, apply_overrides
+from pipeline.config import Overrides, variant
 from pipeline.dist import mean_over_ranks, rows
 from pipeline.errors import ConfigError, check_finite
 from pipeline.infer import device_of
@@ -110,10 +110,11 @@ class ACGANConfig:
 
     def resolved(self, name: str) -> ACGANSettings:
         """Variant `name`: these sections with its overrides."""
-        if name not in self.variants:
-            known = ", ".join(self.variants)
-            raise ConfigError(f"acgan.variants.{name}: not a listed variant ({known})")
-        return resolve_variant(self.model, self.train, self.variants[name], name, self.sample)
+        return ACGANSettings(
+            variant(ACGANModelConfig, self.model, self.variants, name, NAME, "model"),
+            variant(ACGANTrainConfig, self.train, self.variants, name, NAME, "train"),
+            variant(ACGANSampleConfig, self.sample, self.variants, name, NAME, "sample"),
+        )
 
     def validate(self) -> None:
         if not self.variants:
@@ -124,39 +125,11 @@ class ACGANConfig:
 
 @dataclass(frozen=True)
 class ACGANSettings:
-    """One variant's resolved sections (`sample` is None where a stage does not read it)."""
+    """One variant's resolved sections."""
 
     model: ACGANModelConfig
     train: ACGANTrainConfig
-    sample: ACGANSampleConfig | None
-
-
-def resolve_variant(
-    model: ACGANModelConfig,
-    train: ACGANTrainConfig,
-    variant: ACGANVariant,
-    name: str,
-    sample: ACGANSampleConfig | None = None,
-) -> ACGANSettings:
-    """The sections a variant resolves to (a stage passes only the sections it reads)."""
-    key = f"acgan.variants.{name}"
-    return ACGANSettings(
-        model=apply_overrides(ACGANModelConfig, model, variant.model, f"{key}.model"),
-        train=apply_overrides(ACGANTrainConfig, train, variant.train, f"{key}.train"),
-        sample=(
-            None
-            if sample is None
-            else apply_overrides(ACGANSampleConfig, sample, variant.sample, f"{key}.sample")
-        ),
-    )
-
-
-def apply_sample_overrides(
-    sample: ACGANSampleConfig, variant: ACGANVariant, name: str
-) -> ACGANSampleConfig:
-    return apply_overrides(
-        ACGANSampleConfig, sample, variant.sample, f"acgan.variants.{name}.sample"
-    )
+    sample: ACGANSampleConfig
 
 
 def _levels(image_size: int, start: int) -> int:

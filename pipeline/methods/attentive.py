@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from pipeline.config import Overrides, apply_overrides
+from pipeline.config import Overrides, variant
 from pipeline.errors import ConfigError
 from pipeline.samplers import LogDensityFn, SamplerConfig, Trace, run_chains
 
@@ -61,12 +61,7 @@ class AttentiveMethodConfig:
     variants: dict[str, Overrides]  # sample-set name -> overrides of `draw`
 
     def variant(self, name: str) -> AttentiveConfig:
-        if name not in self.variants:
-            known = ", ".join(self.variants)
-            raise ConfigError(f"attentive_stic.variants.{name}: not a listed variant ({known})")
-        return apply_overrides(
-            AttentiveConfig, self.draw, self.variants[name], f"attentive_stic.variants.{name}"
-        )
+        return variant(AttentiveConfig, self.draw, self.variants, name, "attentive_stic")
 
     def validate(self) -> None:
         for name in self.variants:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline import numerics
-from pipeline.config import Overrides, apply_overrides
+from pipeline.config import Overrides, variant
 from pipeline.errors import ConfigError
 from pipeline.infer import device_of, embed_all
 from pipeline.samples import class_labels
@@ -77,12 +77,7 @@ class WangTorrMethodConfig:
     variants: dict[str, Overrides]  # sample-set name -> overrides of `sampler` ({} = all on)
 
     def variant(self, name: str) -> WangTorrConfig:
-        if name not in self.variants:
-            known = ", ".join(self.variants)
-            raise ConfigError(f"wang_torr.variants.{name}: not a listed variant ({known})")
-        return apply_overrides(
-            WangTorrConfig, self.sampler, self.variants[name], f"wang_torr.variants.{name}"
-        )
+        return variant(WangTorrConfig, self.sampler, self.variants, name, "wang_torr")
 
     def validate(self) -> None:
         if not self.variants:
