@@ -9,6 +9,7 @@ from typing import Any
 
 from pipeline import claims as C
 from pipeline import metrics as M
+from pipeline.methods import claims as all_claims
 from pipeline.report import Block, fmt, fmt_interval
 
 # seed -> row name -> the row's metrics (evaluation and sampling merged)
@@ -146,7 +147,7 @@ def compare_blocks(
     )))  # fmt: skip
     blocks.append(("h2", "Claims"))
     table = []
-    for claim in C.claims(chain, {}):
+    for claim in all_claims(chain, {}):
         verdict, ci, n = seeds_verdict(runs, claim, null_of, num_classes)
         if claim.a.metric == "label_guarantee":
             vals = [value(runs, s, claim.a) for s in seeds]

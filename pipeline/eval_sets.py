@@ -180,3 +180,22 @@ def p_fake(model: torch.nn.Module, images: torch.Tensor, num_classes: int) -> fl
     if logits.shape[1] <= num_classes:
         return None
     return float(logits.softmax(1)[:, num_classes].mean())
+
+
+def null_evaluation_set(
+    drawing: Drawing,
+    cfg: EvalChainsConfig,
+    data: ImageSet,
+    gen_targets: torch.Generator,
+    gen_chains: torch.Generator,
+    *,
+    name: str,
+    device: torch.device,
+) -> tuple[SampleSet, dict[str, float | None]]:
+    """A chain-trained method's evaluation sampler on a flat target (its null sampler): the same
+    canvas, sampler, steps and targets, each chain from a new chain's step size."""
+    samples, metrics, _ = evaluation_set(
+        None, data, drawing, cfg, initial_log_eps(drawing.sampler, data.num_classes),
+        gen_targets, gen_chains, method=name, device=device, where=name,
+    )  # fmt: skip
+    return samples, metrics

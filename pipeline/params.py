@@ -1,28 +1,25 @@
-"""The whole parameter file as one frozen dataclass, composed of every component's own section.
+"""The whole parameter file, composed of the core sections and every registered method's section
+(pipeline.methods.METHODS), each its own frozen dataclass.
 
 Stages never import this: each reads only its sections (`pipeline.config.load_sections`). Only
 the parameter gate (`cgen check`, the DVC stage that runs before any training) and the `cgen
 params` helpers compose the whole file, so that an unknown, missing or wrong-typed key anywhere
 (a typo) and every cross-field or data-dependent impossibility stops the pipeline before any
-work, with the dotted key named.
+work, with the dotted key named. What the gate checks of a method it asks the method's config
+(`sample_sets`, `hard_counts`, `models`, `check_data`, `round`): a new method needs no edit here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from pipeline.config import from_dict, read_yaml
 from pipeline.data import DataConfig, DataFacts
 from pipeline.errors import ConfigError
-from pipeline.methods.acgan import ACGANConfig
-from pipeline.methods.attentive import AttentiveMethodConfig
-from pipeline.methods.jem import JEMConfig
-from pipeline.methods.regene import ReGeneConfig
-from pipeline.methods.score import ScoreStiCConfig
-from pipeline.methods.sgld import SGLDControlConfig
-from pipeline.methods.stic import BASE_ROUND, StiCConfig, chain_rounds
-from pipeline.methods.wang_torr import WangTorrMethodConfig
+from pipeline.methods import METHODS
+from pipeline.methods.stic import BASE_ROUND
 from pipeline.metrics import EvalSection
 from pipeline.references import ReferencesConfig
 from pipeline.runtime import RuntimeConfig
@@ -32,34 +29,34 @@ from pipeline.train import ClassifierConfig, JudgeConfig
 
 
 @dataclass(frozen=True)
-class Params:
+class Core:
+    """The sections that are no generation method's."""
+
     runtime: RuntimeConfig
     data: DataConfig
     tracking: TrackingConfig
     judge: JudgeConfig  # the evaluation classifier (pipeline.metrics)
     judge_b: JudgeConfig  # a second judge of another seed and architecture (reporting)
     baseline: ClassifierConfig  # round r0: real data + mixup
-    stic: StiCConfig  # STIC rounds and ablations (pipeline.methods.stic)
-    jem: JEMConfig  # JEM, the peer (pipeline.methods.jem)
-    score_stic: ScoreStiCConfig  # Score-STIC (pipeline.methods.score)
-    attentive_stic: AttentiveMethodConfig  # Attentive-STIC (pipeline.methods.attentive)
-    sgld: SGLDControlConfig  # classifier + SGLD control (pipeline.methods.sgld)
-    acgan: ACGANConfig  # AC-GAN baseline (pipeline.methods.acgan)
-    regene: ReGeneConfig  # ReGene (pipeline.methods.regene)
-    wang_torr: WangTorrMethodConfig  # Wang & Torr (pipeline.methods.wang_torr)
     references: ReferencesConfig  # null samplers and real pixel-mixup (pipeline.references)
     eval: EvalSection  # evaluation and report (pipeline.metrics)
 
+
+@dataclass(frozen=True)
+class Params(Core):
+    methods: dict[str, Any]  # method name -> its section's config (pipeline.methods)
+
+    def __getattr__(self, name: str) -> Any:  # params.stic, params.jem, ...
+        methods = self.__dict__.get("methods") or {}
+        if name in methods:
+            return methods[name]
+        raise AttributeError(name)
+
     def sample_sets(self) -> dict[str, str]:
-        """Every sample set the stages make: name -> the stage family that makes it."""
-        sets: dict[str, str] = {name: "stic" for name in self.stic.rounds}
-        sets |= {"jem": "jem", "score_stic": "score_stic", "sgld": "sgld", "regene": "regene"}
-        for family, names in (
-            ("attentive_stic", self.attentive_stic.variants),
-            ("acgan", self.acgan.variants),
-            ("wang_torr", self.wang_torr.variants),
-            ("references", self.references.names()),
-        ):
+        """Every sample set the stages make: name -> the method (or family) that makes it."""
+        sets: dict[str, str] = {}
+        makers = [(m.name, self.methods[m.name].sample_sets()) for m in METHODS]
+        for family, names in [*makers, ("references", self.references.names())]:
             for name in names:
                 if name in sets:
                     raise ConfigError(
@@ -83,8 +80,9 @@ class Params:
         sets = self.sample_sets()
         for name in sets:
             check_name(name, f"sample set '{name}'")
+        rounds = self.methods["stic"].rounds
         for name in self.eval.methods:
-            if name in self.stic.rounds:
+            if name in rounds:
                 raise ConfigError(
                     f"eval.methods: '{name}' is a STIC round; rounds are always evaluated"
                 )
@@ -92,88 +90,71 @@ class Params:
                 raise ConfigError(
                     f"eval.methods: '{name}' is made by no stage; sample sets: {', '.join(sets)}"
                 )
-        rounds = {BASE_ROUND, *self.stic.rounds}
-        for key, value in (
-            ("attentive_stic.round", self.attentive_stic.round),
-            ("regene.round", self.regene.round),
-            ("wang_torr.round", self.wang_torr.round),
-            ("sgld.round", self.sgld.round),
-        ):
-            if value not in rounds:
-                raise ConfigError(f"{key}: '{value}' is neither r0 nor a round in stic.rounds")
-        if self.attentive_stic.round == BASE_ROUND:
+        for m in METHODS:  # a method that draws on a classifier names a round of STIC's
+            value = getattr(self.methods[m.name], "round", None)
+            if value is not None and value not in {BASE_ROUND, *rounds}:
+                raise ConfigError(f"{m.name}.round: '{value}' is neither r0 nor a round in "
+                                  "stic.rounds")  # fmt: skip
+        if self.methods["attentive_stic"].round == BASE_ROUND:
             raise ConfigError("attentive_stic.round: needs a STIC round (r0 has no chains)")
-        if not chain_rounds(self.stic.rounds):
-            raise ConfigError("stic.rounds: the main chain needs r1 (r1: {prev: r0})")
+        for null, source in self.references.nulls.items():
+            if source not in {m.sampler for m in METHODS if m.sampler == m.name}:
+                raise ConfigError(
+                    f"references.nulls.{null}: '{source}' is no method with a sampler of its own"
+                )
 
     def check_data(self, facts: DataFacts) -> None:
         """What the prepared data makes impossible, known before any training."""
         size, k = facts.image_size, facts.classes
-        for key, model in (
-            ("judge.model", self.judge.model),
-            ("judge_b.model", self.judge_b.model),
-            ("baseline.model", self.baseline.model),
-            ("jem.model", self.jem.model),
-            ("score_stic.model", self.score_stic.model),
-        ):
+        models = {"judge.model": self.judge.model, "judge_b.model": self.judge_b.model,
+                  "baseline.model": self.baseline.model}  # fmt: skip
+        for m in METHODS:
+            models |= {f"{m.name}.{key}": v for key, v in self.methods[m.name].models().items()}
+        for key, model in models.items():
             model.check_image_size(size, key)
-        for name in self.acgan.variants:
-            self.acgan.resolved(name).model.check_image_size(size, f"acgan.variants.{name}.model")
-        for name in self.wang_torr.variants:
-            if self.wang_torr.variant(name).start_resolution > size:
-                raise ConfigError(
-                    f"wang_torr.variants.{name}.start_resolution: above data.image_size ({size})"
-                )
         n = self.eval.metrics.count(facts.test_images)
-        for name, per_class in self.hard_counts().items():
+        for key, per_class in self.hard_counts().items():
             if per_class * k < n:
                 raise ConfigError(
-                    f"{name}: makes {per_class} hard samples per class, {per_class * k} in all, "
+                    f"{key}: makes {per_class} hard samples per class, {per_class * k} in all, "
                     f"fewer than the {n} every set is evaluated at (min(eval.num_samples, "
                     f"{facts.test_images} test images)); raise it or lower eval.num_samples"
                 )
-        soft_classes = [
-            ("stic.chains.soft_classes", self.stic.chains.soft_classes),
-            ("references.real_mixup.classes", 2),
-        ]
-        for key, m in soft_classes:
-            if m > k:
-                raise ConfigError(f"{key}: {m} classes to mix but the data has {k}")
-        smallest = min(facts.train_per_class)
-        if self.regene.combine.k > smallest:
-            raise ConfigError(
-                f"regene.combine.k: {self.regene.combine.k} latents per combination but the "
-                f"smallest class has {smallest} training images"
-            )
-        if self.stic.chains.size < k or self.jem.chains.size < k:
-            raise ConfigError(f"stic.chains.size: and jem.chains.size need at least {k} chains")
+        for m in METHODS:
+            check = getattr(self.methods[m.name], "check_data", None)
+            if check is not None:
+                try:
+                    check(facts)
+                except ConfigError as exc:
+                    raise ConfigError(f"{m.name}.{exc}") from None
 
     def hard_counts(self) -> dict[str, int]:
         """Hard samples per class of every evaluated set, by the key that sets it."""
-        out = {
-            "stic.eval.hard_per_class": self.stic.eval.hard_per_class,
-            "jem.eval.hard_per_class": self.jem.eval.hard_per_class,
-            "score_stic.sampling.hard_per_class": self.score_stic.sampling.hard_per_class,
-            "sgld.eval.hard_per_class": self.sgld.eval.hard_per_class,
-            "regene.combine.per_class": self.regene.combine.per_class,
+        return {
+            f"{m.name}.{key}": count
+            for m in METHODS
+            for key, count in self.methods[m.name].hard_counts().items()
         }
-        for name in self.attentive_stic.variants:
-            out[f"attentive_stic.variants.{name}.hard_per_class"] = self.attentive_stic.variant(
-                name
-            ).hard_per_class
-        for name in self.acgan.variants:
-            out[f"acgan.variants.{name}.sample.per_class"] = self.acgan.resolved(
-                name
-            ).sample.per_class
-        for name in self.wang_torr.variants:
-            out[f"wang_torr.variants.{name}.samples_per_class"] = self.wang_torr.variant(
-                name
-            ).samples_per_class
-        return out
 
 
 def parse_params(data: dict) -> Params:
-    return from_dict(Params, data)
+    """The whole file, strictly: the core sections, then each registered method's section."""
+    core_names = [f.name for f in fields(Core)]
+    method_names = [m.name for m in METHODS]
+    if not isinstance(data, dict):
+        raise ConfigError("top level: expected a mapping of sections")
+    unknown = sorted(set(data) - set(core_names) - set(method_names))
+    if unknown:
+        allowed = ", ".join(sorted(core_names + method_names))
+        raise ConfigError(f"{unknown[0]}: unknown key; allowed here: {allowed}")
+    for name in [*core_names, *method_names]:
+        if name not in data:
+            raise ConfigError(f"{name}: missing key (a section)")
+    core = from_dict(Core, {k: data[k] for k in core_names})
+    methods = {m.name: from_dict(m.config_class(), data[m.name], m.name) for m in METHODS}
+    params = Params(**{f.name: getattr(core, f.name) for f in fields(Core)}, methods=methods)
+    params.validate()
+    return params
 
 
 def load_params(path: Path) -> Params:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 
@@ -22,7 +21,7 @@ from pipeline.draws import dirichlet, distinct_choices
 from pipeline.errors import ConfigError
 from pipeline.samples import SampleSet
 
-NullSource = Literal["stic", "jem", "score_stic"]  # pipeline.nulls makes these sets
+NullSource = str  # a method with an evaluation sampler of its own (pipeline.methods)
 REAL_MIXUP = "real_mixup"
 
 

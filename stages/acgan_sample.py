@@ -55,7 +55,7 @@ def main(
             {
                 "final_d_class_acc_fake": last["d_class_acc_fake"],
                 "final_d_p_real_on_fake": last["d_p_real_on_fake"],
-                "passes_per_sample": 1,
+                "passes_per_sample": acgan.PASSES_PER_SAMPLE,
                 **from_checkpoint(payload),
             },
             title=f"{variant} ({payload['model_args']['arch']} arch)",

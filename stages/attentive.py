@@ -18,7 +18,7 @@ from pipeline.data import load_image_set, to_uint8
 from pipeline.eval_sets import eval_targets, target_fn
 from pipeline.infer import agreement
 from pipeline.io import atomic_torch_save
-from pipeline.methods.attentive import AttentiveConfig, draw
+from pipeline.methods.attentive import AttentiveConfig, draw, passes_per_sample
 from pipeline.samples import SampleSet
 from stages.outputs import SampleOutputs, from_checkpoint, write_samples
 from stages.skeleton import (
@@ -74,7 +74,6 @@ def main(
         atomic_torch_save({"sequence": to_uint8(result.sequence), "targets": targets}, sequence_out)
         samples = SampleSet(to_uint8(result.x), targets, variant, data.class_names)
         _save_strips(samples, to_uint8(result.sequence), strips, variant)
-        saliency = cfg.mask != "none" and cfg.order == "saliency"
         write_samples(
             st,
             SampleOutputs(samples_out, metrics, figure),
@@ -83,7 +82,7 @@ def main(
                 "acceptance_rate": result.trace.summary()["acceptance_rate"],
                 "classifier_agreement": agreement(classifier, result.x, targets, k),
                 "steps_per_chain": result.steps,
-                "passes_per_sample": result.steps + cfg.glimpses * (1 + int(saliency)),
+                "passes_per_sample": passes_per_sample(cfg, result.steps),
                 **from_checkpoint(payload),
             },
             title=f"{variant}: {cfg.glimpses} glimpses ({cfg.mask} window, {cfg.order})",

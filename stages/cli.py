@@ -15,51 +15,46 @@ import os
 import sys
 from pathlib import Path
 
-# command -> (module whose `app` runs it, one-line summary for `cgen --help`)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "prepare": ("stages.prepare", "write the fixed train/test split of data.name"),
-    "check": ("stages.check", "the parameter gate: validate params.yaml against the data"),
-    "classifier": ("stages.classifier", "train a classifier on real data (judge, judge_b, r0)"),
-    "stic-round": ("stages.stic_round", "train STIC round rK against its own GRMALA chains"),
-    "stic-sample": ("stages.stic_sample", "draw a STIC round's evaluation set (fresh chains)"),
-    "jem-train": ("stages.jem_train", "train the JEM classifier against its SGLD replay buffer"),
-    "jem-sample": ("stages.jem_sample", "draw JEM's evaluation set (fresh chains)"),
-    "score-train": ("stages.score_train", "train Score-STIC's noise-conditional classifier"),
-    "score-sample": ("stages.score_sample", "draw Score-STIC's set by annealed Langevin"),
-    "attentive": ("stages.attentive", "draw an Attentive-STIC set in glimpses"),
-    "sgld": (
-        "stages.sgld",
-        "the control: JEM's sampler on a classifier without generative training",
-    ),
-    "null-sampler": (
-        "stages.null_sampler",
-        "a null-sampler reference set (a method's sampler, flat)",
-    ),
-    "real-mixup": ("stages.real_mixup", "the real pixel-mixup reference set"),
-    "acgan-train": ("stages.acgan_train", "train an AC-GAN variant"),
-    "acgan-sample": ("stages.acgan_sample", "sample an AC-GAN variant"),
-    "regene-train": ("stages.regene_train", "train ReGene's decoder on frozen classifier latents"),
-    "regene-sample": ("stages.regene_sample", "decode convex combinations of same-class latents"),
-    "wang-torr": ("stages.wang_torr", "Wang & Torr input optimisation, one variant"),
-    "evaluate": ("stages.evaluate", "evaluate one sample set (or the real-data floor)"),
-    "report": ("stages.report", "write the report (Markdown + self-contained HTML)"),
-    "params": ("stages.params_cmd", "check parameters, apply profiles, write STIC round chains"),
-    "seeds": ("stages.seeds", "queue the pipeline for several seeds as DVC experiments"),
-    "compare": ("stages.compare", "the across-seed report from DVC experiments"),
-    "sweep": ("stages.sweep", "queue a grid of settings as DVC experiments, or print its table"),
-    "track": ("stages.track", "flush spooled runs into MLflow"),
-    "bench": ("stages.bench", "benchmark samplers, training and evaluation against naive loops"),
-    "where": ("stages.where", "where the results and the MLflow runs are"),
-    "machine": ("stages.machine", "does this machine compute the committed numbers?"),
-    "dvc-deps": ("stages.dvc_deps", "check or write dvc.yaml's module deps from the imports"),
-}
+from pipeline.methods import METHODS, Command  # light: names and strings, no method loaded
 
-
-# Commands that run data-parallel under torchrun when runtime.processes * runtime.nodes > 1
-PARALLEL = {
-    "classifier", "stic-round", "stic-sample", "jem-train", "jem-sample", "score-train",
-    "score-sample", "sgld", "null-sampler", "acgan-train", "regene-train",
+# The pipeline's own commands; each generation method's come from its registry entry
+# (pipeline.methods). command -> (module whose `app` runs it, one-line summary for `cgen --help`)
+CORE: dict[str, Command] = {
+    "prepare": Command("stages.prepare", "write the fixed train/test split of data.name"),
+    "check": Command("stages.check", "the parameter gate: validate params.yaml against the data"),
+    "classifier": Command("stages.classifier",
+                          "train a classifier on real data (judge, judge_b, r0)", True),
+    "null-sampler": Command("stages.null_sampler",
+                            "a null-sampler reference set (a method's sampler, flat)", True),
+    "real-mixup": Command("stages.real_mixup", "the real pixel-mixup reference set"),
+    "evaluate": Command("stages.evaluate", "evaluate one sample set (or the real-data floor)"),
+    "report": Command("stages.report", "write the report (Markdown + self-contained HTML)"),
 }  # fmt: skip
+HELPER_COMMANDS: dict[str, Command] = {
+    "params": Command("stages.params_cmd",
+                      "check parameters, apply profiles, write STIC round chains"),
+    "seeds": Command("stages.seeds", "queue the pipeline for several seeds as DVC experiments"),
+    "compare": Command("stages.compare", "the across-seed report from DVC experiments"),
+    "sweep": Command("stages.sweep",
+                     "queue a grid of settings as DVC experiments, or print its table"),
+    "track": Command("stages.track", "flush spooled runs into MLflow"),
+    "bench": Command("stages.bench",
+                     "benchmark samplers, training and evaluation against naive loops"),
+    "where": Command("stages.where", "where the results and the MLflow runs are"),
+    "machine": Command("stages.machine", "does this machine compute the committed numbers?"),
+    "dvc-deps": Command("stages.dvc_deps",
+                        "check or write dvc.yaml's module deps from the imports"),
+}  # fmt: skip
+# Helpers that drive DVC, MLflow or git: they keep Python's normal exit and its atexit handlers
+HELPERS = set(HELPER_COMMANDS)
+ALL: dict[str, Command] = {
+    **CORE,
+    **{name: c for m in METHODS for name, c in m.commands.items()},
+    **HELPER_COMMANDS,
+}
+COMMANDS: dict[str, tuple[str, str]] = {name: (c.module, c.summary) for name, c in ALL.items()}
+# Commands that run data-parallel under torchrun when runtime.processes * runtime.nodes > 1
+PARALLEL = {name for name, c in ALL.items() if c.parallel}
 
 
 def runtime_section(rest: list[str]) -> dict:
@@ -158,12 +153,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return code
     return 0
-
-
-# Helpers that drive DVC, MLflow or git: they keep Python's normal exit and its atexit handlers
-HELPERS = {
-    "params", "seeds", "compare", "sweep", "track", "bench", "where", "machine", "dvc-deps"
-}  # fmt: skip
 
 
 def run() -> None:

@@ -131,16 +131,17 @@ def main(
     html_out: Annotated[Path, typer.Option("--html")] = Path("reports/compare.html"),
 ) -> None:
     """Write the across-seed report of the seed experiments."""
+    from pipeline import methods
     from pipeline.compare import compare_blocks
-    from pipeline.config import read_yaml
     from pipeline.methods.stic import chain_rounds
+    from pipeline.params import load_params
     from pipeline.report import render_html, render_markdown
-    from stages.report import LABELS, null_of
+    from stages.report import label
 
-    params = read_yaml(Path("params.yaml"))
-    rounds = params["stic"]["rounds"]
+    params = load_params(Path("params.yaml"))
+    rounds = params.stic.rounds
     chain = chain_rounds(rounds)
-    names_in_table = [*rounds, *params["eval"]["methods"], "real"]
+    names_in_table = [*rounds, *params.eval.methods, "real"]
     runs: dict[str, dict[str, dict[str, Any]]] = {}
     for exp, rev in experiments(names or []).items():
         made = made_at(rev)
@@ -153,10 +154,10 @@ def main(
         rows["r0"] = {"classifier_test_accuracy": r0.get("test_accuracy")}
         runs[exp] = rows
         typer.echo(f"{exp} ({rev}): {len(rows) - 1} sets")
-    table = [(n, LABELS.get(n, f"STIC {n}" if n in rounds else n)) for n in names_in_table]
-    nulls = params["references"]["nulls"]
-    blocks = compare_blocks(runs, table, chain, lambda n: null_of(n, rounds, nulls),
-                            params["data"]["num_classes"])  # fmt: skip
+    table = [(n, f"STIC {n}" if n in rounds else label(n)) for n in names_in_table]
+    made_by, nulls = methods.makers(params.methods), params.references.nulls
+    blocks = compare_blocks(runs, table, chain, lambda n: methods.null_of(n, made_by, nulls),
+                            params.data.num_classes)  # fmt: skip
     atomic_write_text(md, render_markdown(blocks, md.parent))
     atomic_write_text(html_out, render_html(blocks, lambda p: Path(p).read_bytes()))
     typer.echo(f"compare: {md} and {html_out} ({len(runs)} experiments)")

@@ -39,6 +39,9 @@ def main(
 ) -> None:
     """Draw one null-sampler set."""
     key = f"references.nulls.{name}"
+    if source not in SOURCES:
+        raise ConfigError(f"--source {source}: no method with an evaluation sampler of its own "
+                          f"({', '.join(SOURCES)})")  # fmt: skip
     sections = {key: NullSource, source: SOURCES[source]}
     with stage(f"null@{name}", params, sections, tags={"method": name}) as st:
         if st.cfg[key] != source:

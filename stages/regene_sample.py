@@ -64,7 +64,7 @@ def main(
                     (predict_real(encoder, images, k) == labels).float().mean()
                 ),
                 **payload["recon"],
-                "passes_per_sample": 1,
+                "passes_per_sample": regene.PASSES_PER_SAMPLE,
                 "train_passes_per_image": payload["train_passes_per_image"],
                 "classifier_test_accuracy": encoder_payload.get("metrics", {}).get("test_accuracy"),
             },

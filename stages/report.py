@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from pipeline import claims as C
+from pipeline import methods
 from pipeline import metrics as M
 from pipeline import report as R
 from pipeline.config import Overrides
@@ -20,6 +21,8 @@ from pipeline.errors import DataError
 from pipeline.evaluation import real_as_samples
 from pipeline.figures import save_method_comparison, save_overview, save_round_panels
 from pipeline.io import atomic_write_json, atomic_write_text
+from pipeline.methods import METHODS
+from pipeline.methods import claims as all_claims
 from pipeline.methods.stic import BASE_ROUND, RoundConfig, chain_rounds, depth
 from pipeline.panels import class_rows
 from pipeline.samples import load_samples
@@ -28,37 +31,21 @@ from stages.skeleton import PARAMS_DEFAULT, Params, TestData, stage
 SECTIONS = {
     "data.name": str,
     "eval.methods": tuple[str, ...],
-    "stic.rounds": dict[str, RoundConfig],
     "references.nulls": Overrides,
+    # every method's section: which method makes which set (its label, its null sampler)
+    **{m.name: m.config_class() for m in METHODS},
 }
-LABELS = {
-    "jem": "JEM",
-    "score_stic": "Score-STIC",
-    "attentive_stic": "Attentive-STIC",
-    "attentive_random": "Attentive-STIC, random windows (exact)",
-    "attentive_full": "full-image GRMALA, same pixel budget",
-    "sgld": "classifier + SGLD (control)",
-    "acgan": "AC-GAN",
-    "acgan_paper_lr": "AC-GAN, paper lr 2e-4",
-    "regene": "ReGene",
-    "wang_torr": "Wang & Torr",
-    "wang_torr_plain": "Wang & Torr, all off (plain)",
+REFERENCE_LABELS = {
     "real_mixup": "real pixel-mixup (reference)",
     "real": "real data (floor: test vs train)",
 }
-HEADLINE = ("stic", "jem", "score_stic", "attentive_stic", "sgld", "acgan", "regene", "wang_torr",
-            "real")  # fmt: skip
-# the method whose evaluation sampler a set's draw runs (its null sampler's source)
-SAMPLER_OF = {"jem": "jem", "sgld": "jem", "score_stic": "score_stic", "attentive_stic": "stic",
-              "attentive_random": "stic", "attentive_full": "stic"}  # fmt: skip
+HEADLINE = ("stic", *(m.name for m in METHODS if m.name != "stic"), "real")
 Pattern = Annotated[str, typer.Option(help="a path pattern with {name}")]
 
 
-def null_of(name: str, rounds: dict, nulls: dict[str, str]) -> str | None:
-    """The null sampler set of a row: the null whose source draws like the row (STIC's rounds
-    and ablations: STIC's), None for a method with no sampler of its own (AC-GAN, ReGene, ...)."""
-    source = "stic" if name in rounds or name == "stic" else SAMPLER_OF.get(name)
-    return next((null for null, src in nulls.items() if src == source), None)
+def label(name: str) -> str:
+    """A sample set's row label in the report and the across-seed report."""
+    return REFERENCE_LABELS.get(name) or methods.label(name) or name
 
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -105,7 +92,8 @@ def main(
         def path(kind: str, name: str) -> Path:
             return Path(patterns[kind].format(name=name))
 
-        rounds: dict[str, RoundConfig] = st.cfg["stic.rounds"]
+        rounds: dict[str, RoundConfig] = st.cfg["stic"].rounds
+        made_by = methods.makers(st.cfg)
         chain = chain_rounds(rounds)
         refs = {*st.cfg["references.nulls"], "real_mixup"}
 
@@ -131,8 +119,8 @@ def main(
                               last.sampling, ()))  # fmt: skip
         for name in st.cfg["eval.methods"]:
             group = "reference" if name in refs else "method"
-            rows.append(row(name, group, LABELS.get(name, name)))
-        rows.append(row("real", "real", LABELS["real"]))
+            rows.append(row(name, group, label(name)))
+        rows.append(row("real", "real", label("real")))
 
         by_name = {r.name: r for r in rows}
         facts = _read(data_facts)
@@ -140,16 +128,16 @@ def main(
         by_name["r0"] = R.Row("r0", "round", "r0", {}, {"classifier_test_accuracy": r0_acc})
         nulls = st.cfg["references.nulls"]  # null set -> the method whose sampler it runs
         generating = R.generation(
-            by_name, lambda name: null_of(name, rounds, nulls), facts["classes"]
+            by_name, lambda name: methods.null_of(name, made_by, nulls), facts["classes"]
         )
         results = C.judge_claims(
-            C.claims(chain, {}), R.claim_lookup(by_name, facts["test_images"]), generating
+            all_claims(chain, {}), R.claim_lookup(by_name, facts["test_images"]), generating
         )
         shown = [r for r in rows if r.name != "r0"]
         k = facts["classes"]
         chance = C.chance_interval(k, int(by_name["real"].eval.get(M.EVAL_COUNT) or 0))
         panels = R.round_panels(by_name, chain, r0_acc, facts["test_images"],
-                                null_of("stic", rounds, nulls), chance)  # fmt: skip
+                                methods.null_of("stic", made_by, nulls), chance)  # fmt: skip
         save_round_panels(["r0", *chain], panels, rounds_figure,
                           "STIC's rounds: fresh chains, 95% intervals")  # fmt: skip
         atomic_write_text(rounds_data, R.rounds_tsv(by_name, chain))
@@ -161,7 +149,7 @@ def main(
             if r.group == "method" and path("samples", r.name).is_file()
         ]
         real_digits = real_as_samples(load_image_set(test))
-        overview.append((LABELS["real"], class_rows(real_digits, 1)[0]))
+        overview.append((label("real"), class_rows(real_digits, 1)[0]))
         save_overview(overview, overview_figure, "One hard sample per class of each set")
         blocks = R.report_blocks(
             dataset=st.cfg["data.name"], rows=shown, chain=chain, r0_accuracy=r0_acc,

@@ -8,12 +8,14 @@ from typing import Annotated
 
 import typer
 
+from pipeline.chains import ChainsConfig
 from pipeline.checkpoint import load_classifier
 from pipeline.data import load_image_set
-from pipeline.eval_sets import evaluation_set
-from pipeline.methods.sgld import NAME, SGLDControlConfig
+from pipeline.eval_sets import EvalChainsConfig, evaluation_set
+from pipeline.methods.sgld import NAME, SGLDControlConfig, drawing
 from pipeline.models import ModelConfig, expected_args
-from pipeline.samplers import initial_log_eps
+from pipeline.samplers import SamplerConfig, initial_log_eps
+from pipeline.train import LossConfig
 from stages.outputs import SampleOutputs, from_checkpoint, write_samples
 from stages.skeleton import (
     PARAMS_DEFAULT,
@@ -25,7 +27,14 @@ from stages.skeleton import (
     stage,
 )
 
-SECTIONS = {"sgld": SGLDControlConfig, "baseline.model": ModelConfig}
+SECTIONS = {
+    "sgld": SGLDControlConfig,
+    "jem.sampler": SamplerConfig,  # the control draws exactly as JEM's evaluation does
+    "jem.loss": LossConfig,
+    "jem.chains": ChainsConfig,
+    "jem.eval": EvalChainsConfig,
+    "baseline.model": ModelConfig,
+}
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
 
@@ -45,12 +54,13 @@ def main(
         model, payload = load_classifier(
             classifier, expected_args(st.cfg["baseline.model"], data.shape[0]), st.device
         )
+        draw = drawing(st.cfg["jem.sampler"], st.cfg["jem.loss"], st.cfg["jem.chains"])
         samples, sampler_metrics, trace = evaluation_set(
             model,
             data,
-            cfg.drawing,
-            cfg.eval,
-            initial_log_eps(cfg.drawing.sampler, data.num_classes),
+            draw,
+            st.cfg["jem.eval"],
+            initial_log_eps(draw.sampler, data.num_classes),  # no training chains to learn from
             st.generator(NAME, "eval targets"),
             st.generator(NAME, "eval chains"),
             method=NAME,

@@ -69,7 +69,7 @@ def main(
             {f"final_{key_}": v for key_, v in losses.items()}
             | {
                 "classifier_agreement": agreement(model, images, hard_targets(labels, k), k),
-                "passes_per_sample": steps * (cfg.num_views + 1 if cfg.views else 1),
+                "passes_per_sample": wang_torr.passes_per_sample(cfg, steps),
                 **from_checkpoint(payload),
             },
             title=f"{variant}: Wang & Torr on {payload.get('round')} ({wang_torr.components(cfg)})",

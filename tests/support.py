@@ -28,44 +28,28 @@ def real_params_dict() -> dict:
 
 def shrink(params: dict, tracking_uri: str | None = None) -> dict:
     """params.yaml at toy scale: 8x8 images, 1-epoch tiny networks, few steps, 3 samples per class,
-    one chain round and one ablation, tracking into `tracking_uri` (off when None)."""
+    tracking into `tracking_uri` (off when None). The core sections are cut here; every method is
+    cut by its registry entry's `tiny` overrides (pipeline.methods), so a new method is too."""
+    from pipeline.methods import METHODS
+
     p = copy.deepcopy(params)
     p["runtime"].update(device="cpu", threads=1)
     p["tracking"].update(uri=tracking_uri, enabled=tracking_uri is not None, system_metrics=False)
     p["data"]["image_size"] = 8
-    for section in ("judge", "judge_b", "jem", "score_stic"):
+    for section in ("judge", "judge_b"):
         p[section]["train"]["epochs"] = 1
     # ReGene needs correctly classified images of every class: r0 must learn something
     p["baseline"]["train"].update(epochs=3, lr=0.02)
     p["judge"]["model"]["width"] = 6
     p["judge_b"]["model"]["width"] = 4
     p["baseline"]["model"]["width"] = 4
-    p["jem"]["model"]["width"] = 4
-    p["score_stic"]["model"]["width"] = 4
-    stic = p["stic"]
-    stic["train"]["epochs"] = 1
-    stic["chains"].update(size=40, batch=16, steps=2)
-    stic["per_round_steps"] = 2
-    stic["eval"].update(hard_per_class=3, soft=6, steps=3, burn_in=1)
-    stic["rounds"] = {"r1": {"prev": "r0"}, "r2": {"prev": "r1"}, "no_mh": stic["rounds"]["no_mh"]}
-    p["jem"]["chains"].update(size=40, batch=16, steps=2)
-    p["jem"]["eval"].update(hard_per_class=3, steps=3)
-    p["score_stic"]["noise"]["levels"] = 2
-    p["score_stic"]["sampling"].update(steps_per_level=2, hard_per_class=3, soft=6)
-    p["attentive_stic"].update(round="r2")
-    p["attentive_stic"]["draw"].update(glimpses=2, steps_per_glimpse=2, window=4, hard_per_class=3)
-    p["sgld"]["eval"].update(hard_per_class=3, steps=3)
-    p["acgan"]["model"].update(width=4, z_dim=8)
-    p["acgan"]["train"].update(epochs=1, batch_size=20)
-    p["acgan"]["sample"]["per_class"] = 3
-    p["acgan"]["variants"] = {"acgan": {}}
-    p["regene"]["decoder"].update(epochs=1, width=4, batch_size=20)
-    p["regene"]["combine"]["per_class"] = 3
-    p["wang_torr"]["sampler"].update(steps_per_resolution=2, num_views=2, samples_per_class=3)
-    p["wang_torr"]["variants"] = {
-        "wang_torr": {},
-        "wang_torr_plain": p["wang_torr"]["variants"]["wang_torr_plain"],
-    }
+    for m in METHODS:
+        for dotted, value in m.tiny.items():
+            *parents, last = dotted.split(".")
+            node = p[m.name]
+            for part in parents:
+                node = node[part]
+            node[last] = copy.deepcopy(value)
     p["references"]["real_mixup"]["soft"] = 6
     m = p["eval"]["metrics"]
     m.update(

@@ -127,7 +127,9 @@ def test_library_configs_declare_no_defaults():
     import dataclasses
     import typing
 
-    seen, todo = set(), [Params]
+    from pipeline.methods import METHODS
+
+    seen, todo = set(), [Params, *(m.config_class() for m in METHODS)]
     while todo:
         cls = todo.pop()
         if cls in seen:

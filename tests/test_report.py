@@ -10,6 +10,7 @@ from pipeline import claims as C
 from pipeline import metrics as M
 from pipeline import report as R
 from pipeline.figures import save_grid
+from pipeline.methods import claims as all_claims
 from pipeline.panels import class_rows, interpolation_strips
 from pipeline.samples import SampleSet
 
@@ -45,7 +46,7 @@ def test_report_blocks_put_the_verdicts_first_and_say_what_was_not_run(tmp_path)
     lookup = R.claim_lookup(by_name, 359)
     generating = R.generation(by_name, lambda name: "null_stic", 10)
     assert generating("r2") is True and generating("r1") is True and generating("real") is None
-    results = C.judge_claims(C.claims(["r1", "r2"], {}), lookup, generating)
+    results = C.judge_claims(all_claims(["r1", "r2"], {}), lookup, generating)
     verdicts = {c.id: v for c, _, _, v in results}
     assert verdicts["stic_rounds_quality"] == "reproduced"  # 40 [35, 46] vs 300 [280, 320]
     assert verdicts["stic_matches_jem"] == "not reproduced"  # 40 [35, 46] vs 25 [22, 28]

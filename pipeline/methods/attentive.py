@@ -16,13 +16,14 @@ each glimpse (or segment) is the drawing sequence.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
+from pipeline.claims import Claim, Quantity
 from pipeline.config import Overrides, variant
 from pipeline.errors import ConfigError
 from pipeline.samplers import LogDensityFn, SamplerConfig, Trace, run_chains
@@ -66,6 +67,17 @@ class AttentiveMethodConfig:
     def validate(self) -> None:
         for name in self.variants:
             self.variant(name)
+
+    # what the parameter gate asks of every method (pipeline.methods)
+    def sample_sets(self) -> list[str]:
+        return list(self.variants)
+
+    def hard_counts(self) -> dict[str, int]:
+        return {f"variants.{n}.hard_per_class": self.variant(n).hard_per_class
+                for n in self.variants}  # fmt: skip
+
+    def models(self) -> dict:
+        return {}  # it draws with a STIC round (`round`)
 
 
 def window_mask(centres: torch.Tensor, size: int, window: int, mask: Mask) -> torch.Tensor:
@@ -148,3 +160,26 @@ def draw(
         if progress is not None:
             progress(t)
     return Drawing(x.cpu(), torch.stack(sequence), accepted, per_segment * cfg.glimpses, trace)
+
+
+def claims(chain: Sequence[str], role: Callable[[str, str], str]) -> list[Claim]:
+    """Attentive-STIC's claim (pipeline.claims): glimpses beat full-image steps at equal budget."""
+    attentive = Quantity(role("attentive", "attentive_stic"), "judge_fid")
+    full = Quantity(role("attentive_full", "attentive_full"), "judge_fid")
+    return [
+        Claim(
+            "attentive_vs_full",
+            "Attentive drawing beats full-image GRMALA at equal budget",
+            "STIC (Attentive-STIC)",
+            attentive,
+            full,
+            "lower",
+        )
+    ]
+
+
+def passes_per_sample(cfg: AttentiveConfig, steps: int) -> int:
+    """Network passes per sample: every sampler step, plus one saliency pass a glimpse when the
+    windows follow the saliency, plus one pass a glimpse for its start."""
+    saliency = cfg.mask != "none" and cfg.order == "saliency"
+    return steps + cfg.glimpses * (1 + int(saliency))

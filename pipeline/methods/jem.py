@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from pipeline.chains import ChainsConfig, ChainTraining
 from pipeline.errors import ConfigError
-from pipeline.eval_sets import EvalChainsConfig
+from pipeline.eval_sets import EvalChainsConfig, null_evaluation_set
 from pipeline.models import ModelConfig
 from pipeline.samplers import SamplerConfig
 from pipeline.train import LossConfig, TrainConfig
@@ -43,3 +43,23 @@ class JEMConfig:
     @property
     def setting(self) -> ChainTraining:
         return ChainTraining(self.train, self.loss, self.chains, self.sampler)
+
+    # what the parameter gate asks of every method (pipeline.methods)
+    def sample_sets(self) -> list[str]:
+        return [NAME]
+
+    def hard_counts(self) -> dict[str, int]:
+        return {"eval.hard_per_class": self.eval.hard_per_class}
+
+    def models(self) -> dict:
+        return {"model": self.model}
+
+    def check_data(self, facts) -> None:
+        if self.chains.size < facts.classes:
+            raise ConfigError(f"chains.size: needs at least {facts.classes} chains (one a class)")
+
+
+def null_set(cfg: JEMConfig, data, gen_targets, gen_chains, *, name: str, device):
+    """JEM's evaluation sampler (SGLD from the canvas, jem.eval) on a flat target."""
+    return null_evaluation_set(cfg.setting.drawing, cfg.eval, data, gen_targets, gen_chains,
+                               name=name, device=device)  # fmt: skip

@@ -15,6 +15,7 @@ is still a linear classifier, so the argument holds).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -23,6 +24,7 @@ import torch.nn.functional as F
 
 from pipeline import numerics
 from pipeline.accel import OFF, Accel, autocast, training_net
+from pipeline.claims import Claim, Quantity
 from pipeline.dist import mean_over_ranks, rows
 from pipeline.draws import dirichlet
 from pipeline.errors import ConfigError, DataError
@@ -67,6 +69,24 @@ class ReGeneConfig:
     round: str  # the classifier round whose latents are used (r0 = the baseline)
     decoder: DecoderConfig
     combine: CombineConfig
+
+    # what the parameter gate asks of every method (pipeline.methods)
+    def sample_sets(self) -> list[str]:
+        return [NAME]
+
+    def hard_counts(self) -> dict[str, int]:
+        return {"combine.per_class": self.combine.per_class}
+
+    def models(self) -> dict:
+        return {}  # its encoder is a round's classifier (`round`)
+
+    def check_data(self, facts) -> None:
+        smallest = min(facts.train_per_class)
+        if self.combine.k > smallest:
+            raise ConfigError(
+                f"combine.k: {self.combine.k} latents per combination but the smallest class "
+                f"has {smallest} training images"
+            )
 
 
 class Decoder(nn.Module):
@@ -198,3 +218,19 @@ def decode(decoder: Decoder, latents: torch.Tensor, batch_size: int = 256) -> to
     """Images (N, C, S, S) in [-1, 1] on the CPU from latents (N, D)."""
     decoder.eval()
     return batched(decoder, latents, batch_size, device_of(decoder))
+
+
+def claims(chain: Sequence[str], role: Callable[[str, str], str]) -> list[Claim]:
+    """ReGene's claims (pipeline.claims): the label guarantee, and discriminability over AC-GAN."""
+    regene = role("regene", NAME)
+    return [
+        Claim("regene_labels", "ReGene keeps labels: convex latent combinations stay in class",
+              "ReGene", Quantity(regene, "label_guarantee"), Quantity("exact", "one"), "higher",
+              "a guarantee: must be exactly 1"),
+        Claim("regene_vs_acgan", "ReGene beats AC-GAN on discriminability", "ReGene",
+              Quantity(regene, "discriminability"),
+              Quantity(role("acgan", "acgan"), "discriminability"), "higher"),
+    ]  # fmt: skip
+
+
+PASSES_PER_SAMPLE = 1  # one decoder pass a sample (the latents are the training set's)

@@ -21,6 +21,7 @@ Real-test accuracy is measured at sigma_L. Term (b) needs the gradient of an inp
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -29,7 +30,8 @@ import torch.nn.functional as F
 
 from pipeline.accel import OFF, Accel, autocast, training_net
 from pipeline.chains import Drawing, class_mean_grams
-from pipeline.data import ImageSet
+from pipeline.claims import Claim, Quantity
+from pipeline.data import ImageSet, to_uint8
 from pipeline.densities import classifier_density, null_density
 from pipeline.dist import chain_rows, mean_over_ranks, reseed_rank, rows, share
 from pipeline.errors import ConfigError, check_finite
@@ -46,6 +48,7 @@ from pipeline.samplers import (
     gather_run,
     run_annealed,
 )
+from pipeline.samples import SampleSet
 from pipeline.train import TrainConfig, lr_factor, make_optimizer
 
 NAME = "score_stic"
@@ -94,6 +97,16 @@ class ScoreStiCConfig:
             raise ConfigError("model.arch: Score-STIC needs the noise-conditional score_cnn")
         if self.dsm_weight < 0:
             raise ConfigError("dsm_weight: must be >= 0")
+
+    # what the parameter gate asks of every method (pipeline.methods)
+    def sample_sets(self) -> list[str]:
+        return [NAME]
+
+    def hard_counts(self) -> dict[str, int]:
+        return {"sampling.hard_per_class": self.sampling.hard_per_class}
+
+    def models(self) -> dict:
+        return {"model": self.model}
 
 
 class Levels(nn.Module):
@@ -264,3 +277,18 @@ def sample(
     run = gather_run(run, part)
     run.x = run.x.cpu()
     return run
+
+
+def null_set(cfg: ScoreStiCConfig, data, gen_targets, gen_chains, *, name: str, device):
+    """Score-STIC's own evaluation draw (`evaluation_draw`) on a flat target."""
+    targets, run = evaluation_draw(None, cfg, data, gen_targets, gen_chains, device=device)
+    samples = SampleSet(to_uint8(run.x), targets, name, data.class_names)
+    return samples, {"acceptance_rate": run.trace.summary()["acceptance_rate"]}
+
+
+def claims(chain: Sequence[str], role: Callable[[str, str], str]) -> list[Claim]:
+    """Score-STIC's claim (pipeline.claims): it beats STIC's last round."""
+    last = chain[-1] if chain else "r1"
+    return [Claim("score_beats_stic", "Score-STIC beats STIC", "STIC",
+                  Quantity(role("score_stic", NAME), "judge_fid"), Quantity(last, "judge_fid"),
+                  "lower")]  # fmt: skip

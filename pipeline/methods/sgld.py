@@ -11,22 +11,33 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pipeline.chains import Drawing
-from pipeline.errors import ConfigError
-from pipeline.eval_sets import EvalChainsConfig
+from pipeline.chains import ChainsConfig, Drawing
+from pipeline.samplers import SamplerConfig
+from pipeline.train import LossConfig
 
 NAME = "sgld"
 
 
 @dataclass(frozen=True)
 class SGLDControlConfig:
-    round: str  # the classifier it samples (r0: the baseline, trained on real images only)
-    drawing: Drawing  # JEM's SGLD (eps = T = 5e-5, no MH, clamped box) on the class logit
-    eval: EvalChainsConfig
+    """The control draws exactly as JEM's evaluation does (jem.sampler, jem.chains.canvas,
+    jem.eval: one source for both), on a classifier it names; only the classifier is its own."""
 
-    def validate(self) -> None:
-        if self.eval.eps_start != "initial":
-            raise ConfigError(
-                "eval.eps_start: the control has no training chains to learn a step size from; "
-                "set initial"
-            )
+    round: str  # the classifier it samples (r0: the baseline, trained on real images only)
+
+    # what the parameter gate asks of every method (pipeline.methods); its hard samples are
+    # jem.eval's
+    def sample_sets(self) -> list[str]:
+        return [NAME]
+
+    def hard_counts(self) -> dict[str, int]:
+        return {}
+
+    def models(self) -> dict:
+        return {}
+
+
+def drawing(sampler: SamplerConfig, loss: LossConfig, chains: ChainsConfig) -> Drawing:
+    """JEM's evaluation draw (the target its loss shapes, its sampler, canvas and soft mixes),
+    which the control draws with (`pipeline.chains.ChainTraining.drawing` for JEM itself)."""
+    return Drawing(sampler, loss.class_term, chains.canvas, chains.soft_classes, chains.soft_alpha)

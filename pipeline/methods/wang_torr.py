@@ -20,6 +20,7 @@ state restarts at each resolution, as the parameter changes shape.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline import numerics
+from pipeline.claims import Claim, Quantity
 from pipeline.config import Overrides, variant
 from pipeline.errors import ConfigError
 from pipeline.infer import device_of, embed_all
@@ -84,6 +86,24 @@ class WangTorrMethodConfig:
             raise ConfigError("variants: list at least one variant (e.g. wang_torr: {})")
         for name in self.variants:
             self.variant(name)
+
+    # what the parameter gate asks of every method (pipeline.methods)
+    def sample_sets(self) -> list[str]:
+        return list(self.variants)
+
+    def hard_counts(self) -> dict[str, int]:
+        return {f"variants.{n}.samples_per_class": self.variant(n).samples_per_class
+                for n in self.variants}  # fmt: skip
+
+    def models(self) -> dict:
+        return {}  # it optimises against a round's classifier (`round`)
+
+    def check_data(self, facts) -> None:
+        for name in self.variants:
+            if self.variant(name).start_resolution > facts.image_size:
+                raise ConfigError(
+                    f"variants.{name}.start_resolution: above data.image_size ({facts.image_size})"
+                )
 
 
 def components(cfg: WangTorrConfig) -> str:
@@ -256,3 +276,21 @@ def sample(
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + v * len(y)
     return torch.cat(images), labels, {k: v / len(labels) for k, v in sums.items()}
+
+
+def claims(chain: Sequence[str], role: Callable[[str, str], str]) -> list[Claim]:
+    """Wang & Torr's claims (pipeline.claims): each component helps (all on against all but it)."""
+    full = role("wang_torr", "wang_torr")
+    return [
+        Claim(f"wang_torr_{c}", f"Wang & Torr's {c} component helps", "Wang & Torr",
+              Quantity(full, "judge_fid"),
+              Quantity(role(f"wang_torr_no_{c}", f"wang_torr_no_{c}"), "judge_fid"), "lower",
+              "all components against all but this one")
+        for c in ("views", "distance", "distribution", "progressive")
+    ]  # fmt: skip
+
+
+def passes_per_sample(cfg: WangTorrConfig, steps: int) -> int:
+    """Network passes per sample over `steps` optimisation steps: each scores the image and, with
+    views, its `num_views` masked views."""
+    return steps * (cfg.num_views + 1 if cfg.views else 1)
