@@ -75,9 +75,12 @@ def md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def run(out: Path, emulate: str | None, numerics: str, start: str | None) -> None:
+def run(
+    out: Path, emulate: str | None, numerics: str, start: str | None, until: str | None
+) -> None:
     """Run the chain into `out`; with `start`, the stages before it are taken as done (their
-    files already in `out`, e.g. from an interrupted run) and not rerun."""
+    files already in `out`, e.g. from an interrupted run) and not rerun; with `until`, the chain
+    stops after that stage."""
     out.mkdir(parents=True, exist_ok=True)
     params = out / "params.yaml"
     params.write_text(yaml.safe_dump(small_params(numerics), sort_keys=False))
@@ -85,10 +88,12 @@ def run(out: Path, emulate: str | None, numerics: str, start: str | None) -> Non
     record: dict = {"emulate": emulate, "numerics": numerics, "stages": {}}
     chain = commands(out, params)
     names = [name for name, _ in chain]
-    if start is not None and start not in names:
-        sys.exit(f"--start {start}: not a stage of the chain ({', '.join(names)})")
-    skip = names.index(start) if start else 0
-    for name, args in chain[skip:]:
+    for flag, value in (("--start", start), ("--until", until)):
+        if value is not None and value not in names:
+            sys.exit(f"{flag} {value}: not a stage of the chain ({', '.join(names)})")
+    first = names.index(start) if start else 0
+    last = names.index(until) + 1 if until else len(names)
+    for name, args in chain[first:last]:
         before = {p for p in out.iterdir()}
         t0 = time.time()
         res = subprocess.run([*prefix, str(PYTHON), "-m", "stages", *args], cwd=ROOT,
@@ -132,12 +137,13 @@ def main() -> None:
     r.add_argument("--emulate", help="a qemu-x86_64 CPU model, e.g. Haswell-noTSX")
     r.add_argument("--numerics", choices=("portable", "native"), default="portable")
     r.add_argument("--start", help="resume at this stage (the earlier ones' files are in --out)")
+    r.add_argument("--until", help="stop after this stage")
     c = sub.add_parser("compare")
     c.add_argument("a", type=Path)
     c.add_argument("b", type=Path)
     args = ap.parse_args()
     if args.cmd == "run":
-        run(args.out, args.emulate, args.numerics, args.start)
+        run(args.out, args.emulate, args.numerics, args.start, args.until)
     else:
         compare(args.a, args.b)
 
