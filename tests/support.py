@@ -160,3 +160,21 @@ def flatten_network(model: torch.nn.Module) -> torch.nn.Module:
             if not name.startswith("head.bias"):
                 p.zero_()
     return model
+
+
+def write_random_inception(path: Path) -> Path:
+    """An Inception-v3 state dict of the structure torch-fidelity loads (its
+    FeatureExtractorInceptionV3), with random values: made offline, so the Inception code path
+    runs exactly as with the published weights file, on numbers that mean nothing."""
+    from unittest import mock
+
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    with (
+        mock.patch.object(fe, "load_state_dict_from_url", return_value={}),
+        mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd: None),
+    ):
+        torch.manual_seed(0)
+        net = fe.FeatureExtractorInceptionV3("random-inception", ["2048", "logits_unbiased"])
+    torch.save(net.state_dict(), path)
+    return path
