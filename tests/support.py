@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import hashlib
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,6 +21,9 @@ from pipeline.models import ModelConfig, build_model, model_args
 from pipeline.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
+DVC = ROOT / ".venv" / "bin" / "dvc"
+# what a clone of the project holds (besides params.yaml), for tests that run DVC in a copy
+TRACKED = ["bin", "pipeline", "stages", "profiles", "dvc.yaml", "pyproject.toml", ".dvcignore"]
 
 
 def real_params_dict() -> dict:
@@ -178,3 +182,24 @@ def write_random_inception(path: Path) -> Path:
         net = fe.FeatureExtractorInceptionV3("random-inception", ["2048", "logits_unbiased"])
     torch.save(net.state_dict(), path)
     return path
+
+
+def project_copy(tmp_path: Path, params: dict) -> Path:
+    """A fresh repository holding the project's code and `params`, as a clone would."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in TRACKED:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, repo / name)
+    (repo / ".venv").symlink_to(ROOT / ".venv")
+    (repo / ".gitignore").write_text(".venv\n.tracking/\nmlflow.db*\nmlartifacts/\ndata/resume/\n")
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = clean_env()
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x"],
+                [str(DVC), "init", "-q"]):  # fmt: skip
+        subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
+    return repo

@@ -12,13 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
-from support import clean_env
+from support import DVC, clean_env
 
 from pipeline.flusher import flush, pending
 from pipeline.tracking import Tracker, TrackingConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-DVC = ROOT / ".venv" / "bin" / "dvc"
 SERVER = ROOT / "scripts" / "mlflow_server.sh"
 GIT = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
 
