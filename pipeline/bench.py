@@ -87,12 +87,21 @@ def matmul_gflops(device: torch.device, size: int = 1024, repeat: int = 5) -> fl
 
 def forward_flops(model: torch.nn.Module, shape: tuple[int, ...]) -> float:
     """Multiply-adds x 2 of one forward pass of one image, counted on conv and linear layers."""
+    device = next(model.parameters()).device
+    return call_flops(model, lambda: model(torch.zeros(1, *shape, device=device)))
+
+
+def call_flops(model: torch.nn.Module, call: Callable[[], object]) -> float:
+    """Multiply-adds x 2 on `model`'s conv, transposed-conv and linear layers during `call()`."""
     total = 0.0
 
     def conv_hook(mod, inp, out):
         nonlocal total
         k = mod.kernel_size[0] * mod.kernel_size[1] * mod.in_channels // mod.groups
-        total += 2 * out[0].numel() * k
+        # a transposed conv does its in_channels x kernel products per input position
+        positions = inp[0][0].numel() // mod.in_channels * mod.out_channels if isinstance(
+            mod, torch.nn.ConvTranspose2d) else out[0].numel()  # fmt: skip
+        total += 2 * positions * k
 
     def linear_hook(mod, inp, out):
         nonlocal total
@@ -100,12 +109,12 @@ def forward_flops(model: torch.nn.Module, shape: tuple[int, ...]) -> float:
 
     hooks = []
     for m in model.modules():
-        if isinstance(m, torch.nn.Conv2d):
+        if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d):
             hooks.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, torch.nn.Linear):
             hooks.append(m.register_forward_hook(linear_hook))
     with torch.no_grad():
-        model(torch.zeros(1, *shape, device=next(model.parameters()).device))
+        call()
     for h in hooks:
         h.remove()
     return total

@@ -44,6 +44,7 @@ HELPER_COMMANDS: dict[str, Command] = {
     "machine": Command("stages.machine", "does this machine compute the committed numbers?"),
     "dvc-deps": Command("stages.dvc_deps",
                         "check or write dvc.yaml's module deps from the imports"),
+    "forecast": Command("stages.forecast", "a profile's GPU hours before anyone runs it"),
 }  # fmt: skip
 # Helpers that drive DVC, MLflow or git: they keep Python's normal exit and its atexit handlers
 HELPERS = set(HELPER_COMMANDS)

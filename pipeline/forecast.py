@@ -1,0 +1,112 @@
+"""What a profile costs before anyone runs it: per stage, the network passes of its training and
+sampling, the FLOPs of one pass of its own network (counted on this CPU), and the GPU hours those
+make at an assumed achieved throughput.
+
+A "pass" is one image through a network, forward and backward: training steps and sampler steps
+alike (a sampler step needs the gradient with respect to the image, about the cost of a training
+step's backward). Its FLOPs are three times the forward pass's (pipeline.bench.GRAD_PASS); the
+Score-STIC classifier's denoising loss differentiates an input gradient, about three passes more.
+The forecast is FLOPs / (achieved rate): the rate is an assumption, stated beside the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pipeline.bench import GRAD_PASS
+from pipeline.chains import train_passes
+from pipeline.methods.score import passes_per_sample as score_sample_passes
+
+# an annealed/Score-STIC training step: CE + DSM, the DSM term differentiating an input gradient
+SCORE_TRAIN_PASSES = 3.0
+INCEPTION_FORWARD_GFLOPS = 11.5  # Inception-v3 at 299 x 299: 5.7 G multiply-adds, forward only
+
+
+@dataclass(frozen=True)
+class Cost:
+    stage: str
+    network: str
+    passes: float  # images through the network, forward and backward, over the whole stage
+    gflops_per_pass: float  # of this network at the profile's image size (forward x GRAD_PASS)
+
+    @property
+    def pflops(self) -> float:
+        return self.passes * self.gflops_per_pass / 1e6
+
+    def hours(self, tflops: float) -> float:
+        """GPU hours at an achieved rate of `tflops` TFLOP/s."""
+        return self.pflops * 1e3 / tflops / 3600
+
+
+def profile_costs(
+    p,  # pipeline.params.Params of the profile
+    n_train: int,
+    n_test: int,
+    forward_gflops: Callable[[object, str], float],
+) -> list[Cost]:
+    """Every stage's cost for the profile `p` on a training split of `n_train` images.
+    `forward_gflops(model_config, kind)` is one forward pass of that network (kind: 'classifier',
+    'score', 'acgan', 'decoder'), measured by the caller."""
+    k = p.data.num_classes
+    out: list[Cost] = []
+
+    def classifier(stage: str, section, mixup: bool) -> None:
+        f = forward_gflops(section.model, "classifier") * GRAD_PASS
+        passes = n_train * section.train.epochs * (2 if mixup else 1)
+        out.append(Cost(stage, section.model.arch, passes, f))
+
+    classifier("judge", p.judge, p.judge.train.mixup_alpha > 0)
+    classifier("judge_b", p.judge_b, p.judge_b.train.mixup_alpha > 0)
+    classifier("baseline (r0)", p.baseline, p.baseline.train.mixup_alpha > 0)
+    base = forward_gflops(p.baseline.model, "classifier") * GRAD_PASS
+    from pipeline.methods.stic import round_settings
+
+    for name in p.stic.rounds:
+        rnd = round_settings(p.stic, name)
+        passes = train_passes(rnd.setting, n_train, rnd.synthesis, p.stic.per_round_steps)
+        out.append(Cost(f"stic_round@{name}", p.baseline.model.arch, passes * n_train, base))
+        ev = p.stic.eval
+        out.append(Cost(f"stic_sample@{name}", p.baseline.model.arch,
+                        (ev.hard_per_class * k + ev.soft) * (ev.steps + 1), base))  # fmt: skip
+    jem = forward_gflops(p.jem.model, "classifier") * GRAD_PASS
+    passes = train_passes(p.jem.setting, n_train, "per_step", 0) * n_train
+    out.append(Cost("jem_train", p.jem.model.arch, passes, jem))
+    out.append(Cost("jem_sample", p.jem.model.arch,
+                    p.jem.eval.hard_per_class * k * (p.jem.eval.steps + 1), jem))  # fmt: skip
+    out.append(Cost("sgld", p.baseline.model.arch,
+                    p.jem.eval.hard_per_class * k * (p.jem.eval.steps + 1), base))  # fmt: skip
+    s = p.score_stic
+    score = forward_gflops(s.model, "score") * GRAD_PASS
+    out.append(Cost("score_train", s.model.arch, n_train * s.train.epochs * SCORE_TRAIN_PASSES,
+                    score))  # fmt: skip
+    out.append(Cost("score_sample", s.model.arch,
+                    (s.sampling.hard_per_class * k + s.sampling.soft) * score_sample_passes(s),
+                    score))  # fmt: skip
+    for name in p.acgan.variants:
+        v = p.acgan.resolved(name)
+        g = forward_gflops(v.model, "acgan") * GRAD_PASS
+        # a D step on real and fake images and a G step through D: about three passes an image
+        out.append(Cost(f"acgan_train@{name}", f"acgan {v.model.arch}",
+                        3 * n_train * v.train.epochs, g))  # fmt: skip
+    d = p.regene.decoder
+    out.append(Cost("regene_train", "decoder", n_train * d.epochs,
+                    forward_gflops(d, "decoder") * GRAD_PASS))  # fmt: skip
+    from pipeline.methods.wang_torr import passes_per_sample, resolution_schedule
+
+    for name in p.wang_torr.variants:
+        v = p.wang_torr.variant(name)
+        steps = sum(
+            n
+            for _, n in resolution_schedule(
+                v.start_resolution, p.data.image_size, v.steps_per_resolution, v.progressive
+            )
+        )
+        out.append(Cost(f"wang_torr@{name}", p.baseline.model.arch,
+                        v.samples_per_class * k * passes_per_sample(v, steps), base))  # fmt: skip
+    sets = len(p.stic.rounds) + len(p.eval.methods) + 1
+    per_set = p.eval.metrics.count(n_test) + n_train  # every set is measured against train
+    if p.eval.metrics.inception_weights is not None:
+        out.append(Cost("evaluate: Inception (all sets)", "inception_v3", sets * per_set,
+                        INCEPTION_FORWARD_GFLOPS))  # fmt: skip
+    return out
