@@ -191,9 +191,11 @@ def sampler_config(mh: bool, temperature: float, step: float) -> SamplerConfig:
 
 
 def run(model, data: ImageSet, device: torch.device, *, chains: int, steps: int,
-        train_cfg: TrainConfig, accel: Accel = OFF) -> tuple[float, list[Result]]:  # fmt: skip
+        train_cfg: TrainConfig, accel: Accel = OFF,
+        evaluation: bool = True) -> tuple[float, list[Result]]:  # fmt: skip
     """The whole benchmark on one classifier and one dataset; returns (matmul GFLOP/s, rows).
-    `accel`: the GPU-path options the main rows train with (each option also runs alone)."""
+    `accel`: the GPU-path options the main rows train with (each option also runs alone);
+    `evaluation`: the judge-feature and torch-fidelity rows too (they need torch-fidelity)."""
     model = model.to(device).eval()
     shape = data.shape
     k = data.num_classes
@@ -292,11 +294,12 @@ def run(model, data: ImageSet, device: torch.device, *, chains: int, steps: int,
             epoch_work * train_cfg.epochs * passes * GRAD_PASS * flops / synth / 1e9,
         )
     )
-    rows += evaluation(model, data, device, flops)
+    if evaluation:
+        rows += evaluation_rows(model, data, device, flops)
     return peak, rows
 
 
-def evaluation(judge, data: ImageSet, device: torch.device, flops: float) -> list[Result]:
+def evaluation_rows(judge, data: ImageSet, device: torch.device, flops: float) -> list[Result]:
     """Judge features of every image (batched, no gradients) and torch-fidelity's FID, KID and
     precision/recall on them, against a loop of one image at a time."""
     from pipeline import metrics as M
