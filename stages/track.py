@@ -19,8 +19,8 @@ app = typer.Typer(
 @app.command("flush")
 def flush() -> None:
     """Wait for any running flusher, then log what is left; exit 1 if some run could not be."""
-    from pipeline.tracking import flush as flush_runs
-    from pipeline.tracking import pending
+    from pipeline.flusher import flush as flush_runs
+    from pipeline.flusher import pending
 
     root = repo_root()
     logged, problems = flush_runs(root, wait=True)
@@ -35,6 +35,6 @@ def flush() -> None:
 @app.command("status")
 def status() -> None:
     """How many runs wait in the spool."""
-    from pipeline.tracking import pending
+    from pipeline.flusher import pending
 
     typer.echo(f"MLflow: {len(pending(repo_root()))} run(s) in the spool")

@@ -73,7 +73,8 @@ def sizes_cut(params: dict) -> dict:
     p["acgan"]["sample"]["per_class"] = 1
     p["acgan"]["variants"] = {"acgan": p["acgan"]["variants"].get("acgan", {})}
     p["regene"]["decoder"]["epochs"] = 1
-    p["regene"]["combine"]["per_class"] = 1
+    p["regene"]["combine"].update(per_class=1, pool="labelled")  # a batch or two: a class may
+    # have no correctly classified image yet
     p["wang_torr"]["sampler"].update(steps_per_resolution=1, num_views=1, samples_per_class=2)
     variants = p["wang_torr"]["variants"]
     p["wang_torr"]["variants"] = {k: variants[k] for k in ("wang_torr", "wang_torr_plain")}

@@ -76,6 +76,17 @@ def test_too_few_correct_images_is_an_error():
         regene.combine_latents(z, predicted, labels, k, cfg, torch.Generator())
 
 
+def test_labelled_pool_combines_a_class_the_classifier_never_gets_right():
+    head, z, predicted, labels, k = _latent_setup()
+    predicted = torch.where(labels == 0, torch.ones_like(predicted), predicted)  # class 0 all wrong
+    correct = regene.CombineConfig(k=2, dirichlet_alpha=1.0, per_class=4)
+    with pytest.raises(DataError, match="class 0 has only 0 correctly classified"):
+        regene.combine_latents(z, predicted, labels, k, correct, torch.Generator())
+    labelled = regene.CombineConfig(k=2, dirichlet_alpha=1.0, per_class=4, pool="labelled")
+    combined, classes = regene.combine_latents(z, predicted, labels, k, labelled, torch.Generator())
+    assert combined.shape[0] == 4 * k and torch.equal(classes[:4], torch.zeros(4, dtype=torch.long))
+
+
 @pytest.mark.parametrize("size", [8, 16, 32])
 def test_decoder_shapes_and_range(size):
     dec = regene.Decoder(latent_dim=8, channels=3, image_size=size, width=4)

@@ -87,7 +87,7 @@ def test_concurrent_stages_and_flushers_lose_no_run(tmp_path):
     run reaches MLflow exactly once, under one parent."""
     import mlflow
 
-    from pipeline.tracking import flush, pending
+    from pipeline.flusher import flush, pending
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MLFLOW_DISABLE_TELEMETRY": "true"}

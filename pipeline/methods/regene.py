@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -56,10 +57,13 @@ class CombineConfig:
     k: int  # latents per convex combination (ReGene combines pairs and more)
     dirichlet_alpha: float  # symmetric Dirichlet; 1.0 = uniform on the simplex
     per_class: int  # samples of every class
+    pool: Literal["correct", "labelled"] = "correct"  # correct: ReGene's (correctly classified)
 
     def validate(self) -> None:
         if self.k < 1 or self.per_class < 1:
             raise ConfigError("k: and per_class must be at least 1")
+        if self.pool not in ("correct", "labelled"):
+            raise ConfigError("pool: must be correct or labelled")
         if self.dirichlet_alpha <= 0:
             raise ConfigError("dirichlet_alpha: must be positive")
 
@@ -184,18 +188,24 @@ def combine_latents(
     cfg: CombineConfig,
     gen: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Convex combinations of k latents of correctly classified images, `per_class` each.
+    """Convex combinations of k latents of correctly classified images, `per_class` each
+    (`cfg.pool` labelled: of every image of the class, for a classifier too weak to get a class
+    right, e.g. at toy sizes; the label guarantee then no longer holds by construction).
 
     latents (N, D) of real images with true `labels` (N,) and classifier predictions `predicted`
     (N,). Returns combined latents (K * n, D) and their classes (K * n,), grouped by class."""
     n = cfg.per_class
     out = []
     for c in range(num_classes):
-        pool = torch.nonzero((labels == c) & (predicted == c)).flatten()  # correctly classified
+        chosen = labels == c
+        if cfg.pool == "correct":
+            chosen &= predicted == c
+        pool = torch.nonzero(chosen).flatten()
         if len(pool) < cfg.k:
+            which = "correctly classified " if cfg.pool == "correct" else ""
             raise DataError(
-                f"regene.combine.k is {cfg.k} but class {c} has only {len(pool)} correctly "
-                "classified training images to combine; lower regene.combine.k"
+                f"regene.combine.k is {cfg.k} but class {c} has only {len(pool)} {which}"
+                "training images to combine; lower regene.combine.k or train the classifier longer"
             )
         pick = torch.stack(
             [pool[torch.randperm(len(pool), generator=gen)[: cfg.k]] for _ in range(n)]
