@@ -44,7 +44,9 @@ def test_overrides_apply_to_their_round_only(real_params):
     r1, no_gram = round_settings(stic, "r1"), round_settings(stic, "no_gram")
     assert r1.setting.sampler == stic.sampler and no_gram.setting.sampler.gram_weight == 0.0
     assert no_gram.setting.sampler.mh == stic.sampler.mh
-    assert round_settings(stic, "per_round").synthesis == "per_round"
+    r2 = round_settings(stic, "r2")  # continues r1 on a shorter budget; r1 from scratch
+    assert (r1.init, r2.init) == ("scratch", "prev")
+    assert r2.setting.train.epochs < r1.setting.train.epochs
     assert round_settings(stic, "hard_only").setting.chains.soft_share == 0.0
 
 
