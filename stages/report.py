@@ -6,6 +6,7 @@ patterns in dvc.yaml's cmd, `{name}` standing for a set's name (`real`: the floo
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -143,13 +144,17 @@ def main(
         atomic_write_text(rounds_data, R.rounds_tsv(by_name, chain))
         save_method_comparison(R.method_marks(shown), (1 / k, *chance), methods_figure,
                                "Every sample set against the references")  # fmt: skip
+
+        def samples_of(r: R.Row) -> Path:  # the STIC row is its last round's set
+            return path("samples", chain[-1] if r.name == "stic" else r.name)
+
         overview = [
-            (r.label, class_rows(load_samples(path("samples", r.name)), 1)[0])
+            (textwrap.fill(r.label, 26), class_rows(load_samples(samples_of(r)), 1)[0])
             for r in shown
-            if r.group == "method" and path("samples", r.name).is_file()
+            if r.group == "method" and samples_of(r).is_file()
         ]
         real_digits = real_as_samples(load_image_set(test))
-        overview.append((label("real"), class_rows(real_digits, 1)[0]))
+        overview.append((textwrap.fill(label("real"), 26), class_rows(real_digits, 1)[0]))
         save_overview(overview, overview_figure, "One hard sample per class of each set")
         blocks = R.report_blocks(
             dataset=st.cfg["data.name"], rows=shown, chain=chain, r0_accuracy=r0_acc,
