@@ -3,9 +3,10 @@
 Not part of `make test` (Chromium comes from Debian: `apt-get install chromium`). Run:
     .venv/bin/python scripts/check_report_browser.py reports/report.html --screenshot /tmp/r.png
 
-A copy of the report gets a script that runs after load and writes what it found (images that did
-not decode, tables and their rows, the page's height) into the DOM, which `--dump-dom` prints.
-Exit 1 when an image did not decode or no table rendered."""
+A copy of the report beside it (so the thumbnails' relative links resolve, and with lazy loading
+off, so every image loads) gets a script that runs after load and writes what it found (images
+that did not decode, tables and their rows, the page's height) into the DOM, which `--dump-dom`
+prints. Exit 1 when an image did not decode or no table rendered."""
 
 from __future__ import annotations
 
@@ -51,11 +52,14 @@ def main() -> int:
     args = ap.parse_args()
     html = args.report.read_text()
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
-    with tempfile.TemporaryDirectory() as tmp:
-        probe = Path(tmp) / "probe.html"
-        probe.write_text(html.replace("</body>", PROBE + "</body>"))
+    eager = html.replace(' loading="lazy"', "").replace("</body>", PROBE + "</body>")
+    with tempfile.NamedTemporaryFile("w", suffix=".html", dir=args.report.resolve().parent,
+                                     prefix=".probe-") as probe:  # fmt: skip
+        probe.write(eager)
+        probe.flush()
         dom = subprocess.run(
-            [browser(), *flags, "--virtual-time-budget=5000", "--dump-dom", probe.as_uri()],
+            [browser(), *flags, "--virtual-time-budget=5000", "--dump-dom",
+             Path(probe.name).as_uri()],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
