@@ -26,7 +26,7 @@ def _latent_setup(seed=0, n=400, d=8, k=4):
 @pytest.mark.parametrize("k_mix,alpha", [(2, 1.0), (5, 0.3), (3, 10.0)])
 def test_label_guarantee_is_100_percent(k_mix, alpha):
     head, z, predicted, labels, k = _latent_setup()
-    cfg = regene.CombineConfig(k=k_mix, dirichlet_alpha=alpha, per_class=100)
+    cfg = regene.CombineConfig(k=k_mix, dirichlet_alpha=alpha, per_class=100, pool="correct")
     combined, classes = regene.combine_latents(
         z, predicted, labels, k, cfg, torch.Generator().manual_seed(1)
     )
@@ -37,7 +37,7 @@ def test_label_guarantee_is_100_percent(k_mix, alpha):
 def test_guarantee_needs_correctly_classified_latents():
     """Control: pools with misclassified latents lose the guarantee (the test can fail)."""
     head, z, predicted, labels, k = _latent_setup()
-    cfg = regene.CombineConfig(k=2, dirichlet_alpha=1.0, per_class=200)
+    cfg = regene.CombineConfig(k=2, dirichlet_alpha=1.0, per_class=200, pool="correct")
     # pretend every image is correctly classified (predicted = its label, right or wrong)
     combined, classes = regene.combine_latents(
         z, labels, labels, k, cfg, torch.Generator().manual_seed(1)
@@ -51,7 +51,7 @@ def test_guarantee_ignores_the_extra_fake_output():
     with torch.no_grad():
         big.weight[:k], big.bias[:k] = head.weight, head.bias
         big.weight[k], big.bias[k] = 0.0, 1e6  # the fake logit wins everywhere
-    cfg = regene.CombineConfig(k=3, dirichlet_alpha=1.0, per_class=50)
+    cfg = regene.CombineConfig(k=3, dirichlet_alpha=1.0, per_class=50, pool="correct")
     combined, classes = regene.combine_latents(
         z, predicted, labels, k, cfg, torch.Generator().manual_seed(2)
     )
@@ -60,7 +60,7 @@ def test_guarantee_ignores_the_extra_fake_output():
 
 def test_same_seed_same_combinations():
     head, z, predicted, labels, k = _latent_setup()
-    cfg = regene.CombineConfig(k=3, dirichlet_alpha=1.0, per_class=10)
+    cfg = regene.CombineConfig(k=3, dirichlet_alpha=1.0, per_class=10, pool="correct")
     a = regene.combine_latents(z, predicted, labels, k, cfg, torch.Generator().manual_seed(5))[0]
     b = regene.combine_latents(z, predicted, labels, k, cfg, torch.Generator().manual_seed(5))[0]
     c = regene.combine_latents(z, predicted, labels, k, cfg, torch.Generator().manual_seed(6))[0]
@@ -69,7 +69,7 @@ def test_same_seed_same_combinations():
 
 def test_too_few_correct_images_is_an_error():
     head, z, predicted, labels, k = _latent_setup(n=6)
-    cfg = regene.CombineConfig(k=5, dirichlet_alpha=1.0, per_class=2)
+    cfg = regene.CombineConfig(k=5, dirichlet_alpha=1.0, per_class=2, pool="correct")
     with pytest.raises(
         DataError, match="regene.combine.k is 5 but class .* lower regene.combine.k"
     ):
@@ -79,7 +79,7 @@ def test_too_few_correct_images_is_an_error():
 def test_labelled_pool_combines_a_class_the_classifier_never_gets_right():
     head, z, predicted, labels, k = _latent_setup()
     predicted = torch.where(labels == 0, torch.ones_like(predicted), predicted)  # class 0 all wrong
-    correct = regene.CombineConfig(k=2, dirichlet_alpha=1.0, per_class=4)
+    correct = regene.CombineConfig(k=2, dirichlet_alpha=1.0, per_class=4, pool="correct")
     with pytest.raises(DataError, match="class 0 has only 0 correctly classified"):
         regene.combine_latents(z, predicted, labels, k, correct, torch.Generator())
     labelled = regene.CombineConfig(k=2, dirichlet_alpha=1.0, per_class=4, pool="labelled")

@@ -57,7 +57,7 @@ class CombineConfig:
     k: int  # latents per convex combination (ReGene combines pairs and more)
     dirichlet_alpha: float  # symmetric Dirichlet; 1.0 = uniform on the simplex
     per_class: int  # samples of every class
-    pool: Literal["correct", "labelled"] = "correct"  # correct: ReGene's (correctly classified)
+    pool: Literal["correct", "labelled"]  # correct: ReGene's (correctly classified images)
 
     def validate(self) -> None:
         if self.k < 1 or self.per_class < 1:
