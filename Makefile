@@ -49,7 +49,7 @@ clean-venv:
 # another checkout's, a reinstall would point that environment's editable install at the clone.
 .PHONY: push pull mlflow-server
 # push and pull say so when no remote is configured, instead of failing over every file
-NEED_REMOTE = $(BIN)/dvc remote list | grep -q . || { echo "make $@: no DVC remote is configured; add one with: .venv/bin/dvc remote add --local -d storage /path/to/remote (README, Running at scale)" >&2; exit 2; }
+NEED_REMOTE = $(BIN)/dvc remote list | grep -q . || { echo "make $@: no DVC remote is configured; add one with: .venv/bin/dvc remote add --local -d storage /path/to/remote (docs/scale.md, Running at scale)" >&2; exit 2; }
 
 push:
 	@$(NEED_REMOTE)
