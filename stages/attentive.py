@@ -1,5 +1,6 @@
 """Stage `attentive@<variant>`: an Attentive-STIC set drawn in glimpses by a STIC round's
-classifier, with the sampler settings and learned step sizes its checkpoint carries; it also
+classifier, with the sampler settings its checkpoint carries and the rounds' evaluation protocol
+(`stic.eval`: where each chain's step size starts, how long it adapts); it also
 writes the drawing sequence (the canvas after each glimpse) and its strips, one row per class
 (pipeline.methods.attentive)."""
 
@@ -15,7 +16,7 @@ from pipeline.checkpoint import load_classifier
 from pipeline.config import Overrides, from_dict
 from pipeline.config import variant as config_variant
 from pipeline.data import load_image_set, to_uint8
-from pipeline.eval_sets import eval_targets, target_fn
+from pipeline.eval_sets import EvalChainsConfig, eval_start_log_eps, eval_targets, target_fn
 from pipeline.infer import agreement
 from pipeline.io import atomic_torch_save
 from pipeline.methods.attentive import AttentiveConfig, draw, passes_per_sample
@@ -34,6 +35,7 @@ from stages.skeleton import (
 SECTIONS = {
     "attentive_stic.draw": AttentiveConfig,
     "attentive_stic.variants.{variant}": Overrides,
+    "stic.eval": EvalChainsConfig,  # eps_start and burn_in: the rounds' evaluation protocol
 }
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -63,12 +65,15 @@ def main(
         drawing = setting.drawing
         targets = eval_targets(k, cfg, drawing, st.generator(variant, "targets"))
         grams = exact_grams(classifier, data, drawing.sampler)
-        log_eps = ChainBuffer(**payload["chains"]).learned_log_eps()[targets.argmax(1)]
+        ev = st.cfg["stic.eval"]
+        start = eval_start_log_eps(ev, ChainBuffer(**payload["chains"]), drawing.sampler)
+        log_eps = start[targets.argmax(1)]
         gen = st.generator(variant, "chains")
         x0 = drawing.canvas.draw((len(targets), *data.shape), gen).to(st.device)
         result = draw(
             target_fn(classifier, targets, drawing, grams, st.device),
-            x0, log_eps, drawing.sampler, cfg, gen, where=f"attentive@{variant}",
+            x0, log_eps, drawing.sampler, cfg, gen, adapt_steps=ev.burn_in,
+            where=f"attentive@{variant}",
         )  # fmt: skip
         st.run.log_history(result.trace.rows(), prefix="sampler_")
         atomic_torch_save({"sequence": to_uint8(result.sequence), "targets": targets}, sequence_out)

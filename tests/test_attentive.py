@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+import pytest
 import torch
 
 from pipeline.methods.attentive import (
@@ -77,3 +78,19 @@ def test_full_image_control_has_the_same_pixel_budget():
                SAMPLER, cfg, torch.Generator().manual_seed(0))  # fmt: skip
     assert out.steps == 8 and out.sequence.shape[0] == 5
     assert (out.sequence[1] != out.sequence[0]).flatten(1).sum(1).min() > 16  # whole image moves
+
+
+def test_step_sizes_adapt_during_the_burn_in_and_carry_across_glimpses():
+    sampler = replace(SAMPLER, adapt=True, step_size=1.0, step_max=10.0)
+    target = torch.zeros(2, 1, 8, 8)
+    x0 = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    start = torch.full((2,), math.log(1e-3))  # far too small: nearly all accepted, it grows
+    out = draw(pull_to(target), x0, start, sampler, CFG, torch.Generator().manual_seed(0),
+               adapt_steps=6)  # fmt: skip
+    eps = out.trace.step_size  # the mean eps used at each of the 12 steps
+    assert len(eps) == CFG.glimpses * CFG.steps_per_glimpse
+    assert eps[0] == pytest.approx(1e-3) and eps[4] > eps[3] > eps[0]  # adapting, and the second
+    # glimpse (step 5) goes on from the first's eps instead of restarting at 1e-3
+    assert len(set(eps[6:])) == 1  # fixed after the burn-in's six steps
+    fixed = draw(pull_to(target), x0, start, sampler, CFG, torch.Generator().manual_seed(0))
+    assert max(fixed.trace.step_size) == min(fixed.trace.step_size)  # adapt_steps=0: fixed eps

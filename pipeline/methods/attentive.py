@@ -11,6 +11,11 @@ approximately exact; `order: random` (uniform window centres, independent of the
 exact control. `mask: none` is full-image GRMALA at the same pixel-update budget: round(T *
 steps_per_glimpse * window pixels / image pixels) steps, split into T segments. The canvas after
 each glimpse (or segment) is the drawing sequence.
+
+Step sizes follow the rounds' evaluation protocol (`pipeline.eval_sets`): each chain starts at the
+step size `stic.eval.eps_start` names and adapts toward the target acceptance during the first
+`burn_in` steps of the drawing, counted across glimpses; its step size carries from one glimpse to
+the next.
 """
 
 from __future__ import annotations
@@ -127,10 +132,13 @@ def draw(
     cfg: AttentiveConfig,
     gen: torch.Generator,
     *,
+    adapt_steps: int = 0,
     where: str = "attentive",
     progress: Callable[[int], None] | None = None,
 ) -> Drawing:
-    """Draw canvases `x` (B, C, S, S) in cfg.glimpses glimpses (module docstring)."""
+    """Draw canvases `x` (B, C, S, S) in cfg.glimpses glimpses (module docstring), each chain
+    starting at step size exp(log_eps) (B,) and adapting it during the first `adapt_steps` steps
+    of the whole drawing (with sampler.adapt)."""
     size = x.shape[-1]
     window = min(cfg.window, size)
     sequence, trace = [x.cpu()], Trace()
@@ -149,11 +157,12 @@ def draw(
             else:
                 centres = random_centres(x.shape[0], size, gen)
             precond = window_mask(centres.cpu(), size, window, cfg.mask).to(x.device)
+        adapt = min(per_segment, max(0, adapt_steps - t * per_segment))
         run = run_chains(
-            fn, x, log_eps, sampler, gen, steps=per_segment, adapt_steps=0, precond=precond,
+            fn, x, log_eps, sampler, gen, steps=per_segment, adapt_steps=adapt, precond=precond,
             where=f"{where}, glimpse {t + 1}",
         )  # fmt: skip
-        x = run.x
+        x, log_eps = run.x, run.log_eps
         accepted += run.accepted.cpu()
         trace.extend(run.trace)
         sequence.append(x.cpu())
