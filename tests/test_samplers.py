@@ -321,3 +321,23 @@ def test_jem_sgld_is_unadjusted_langevin_at_eps_equal_t():
                      torch.Generator().manual_seed(4), mh=False, box="clamp")  # fmt: skip
     xi = torch.randn(x.shape, generator=torch.Generator().manual_seed(4))
     assert torch.allclose(step.x, (x + a * f_grad + s * xi).clamp(-1, 1), atol=1e-6)
+
+
+@pytest.mark.parametrize("step_size, steps, reaches", [(2e-5, 10, False), (2.5e-4, 100, True)])
+def test_annealed_chains_leave_the_canvas_only_with_enough_langevin_time(step_size, steps, reaches):
+    """A level runs for steps * eps_L / sigma_L^2 in units of sigma_i^2: 0.08 (Score-STIC's
+    earlier default) leaves the chains near the blank canvas; NCSN's 10 reaches the class mean
+    (docs/stic.md, Score-STIC). MH on, adaptation off: the time is what the settings say."""
+    mu = torch.tensor([-0.4, 0.1])
+    s = 0.15
+
+    def density_at(sigma):
+        var = s**2 + sigma**2
+        return lambda x: (-((x - mu) ** 2).sum(1) / (2 * var), -(x - mu) / var)
+
+    sigmas = annealed_levels(1.0, 0.05, 10)
+    cfg = replace(CFG, step_size=step_size, adapt=False)
+    run = run_annealed(density_at, -torch.ones(2000, 2), sigmas, cfg,
+                       torch.Generator().manual_seed(0), steps_per_level=steps)  # fmt: skip
+    error = float((run.x.mean(0) - mu).abs().max())
+    assert (error < 0.02) if reaches else (error > 0.2), error
