@@ -81,7 +81,7 @@ def test_full_image_control_has_the_same_pixel_budget():
 
 
 def test_step_sizes_adapt_during_the_burn_in_and_carry_across_glimpses():
-    sampler = replace(SAMPLER, adapt=True, step_size=1.0, step_max=10.0)
+    sampler = replace(SAMPLER, adapt=True, step_max=10.0)
     target = torch.zeros(2, 1, 8, 8)
     x0 = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1)) * 2 - 1
     start = torch.full((2,), math.log(1e-3))  # far too small: nearly all accepted, it grows
