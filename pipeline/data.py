@@ -13,7 +13,7 @@ downloads.
 from __future__ import annotations
 
 import logging
-import pickle
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +23,25 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.errors import ConfigError, DataError
-from pipeline.formats import read_cifar10, read_mnist_like, read_svhn
+from pipeline.formats import (
+    check_labels,
+    cifar10_files,
+    mnist_files,
+    read_cifar10,
+    read_mnist_like,
+    read_svhn,
+    svhn_file,
+)
+from pipeline.io import sha256_of
 
 log = logging.getLogger(__name__)
 
 DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "svhn", "folder"]
 LoaderName = Literal["builtin", "torchvision"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+# sha256 of scikit-learn 1.9.1's sklearn/datasets/data/digits.csv.gz (the pinned package's data)
+DIGITS_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
+UPSCALE_WARN = 2  # warn when images are upscaled by more than this on a side: detail is invented
 
 
 @dataclass(frozen=True)
@@ -76,6 +88,8 @@ class ImageSet:
             raise DataError(
                 f"labels {tuple(self.labels.shape)} do not match {self.images.shape[0]} images"
             )
+        # every loader's labels pass here: a label without a class name is refused, not trained on
+        check_labels(self.labels, len(self.class_names), "labels")
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -121,7 +135,10 @@ def load_image_set(path: Path) -> ImageSet:
     if not path.is_file():
         raise DataError(f"{path}: prepared data not found; run `dvc repro prepare` first")
     payload = torch.load(path, weights_only=True)
-    return ImageSet(payload["images"], payload["labels"], tuple(payload["class_names"]))
+    try:
+        return ImageSet(payload["images"], payload["labels"], tuple(payload["class_names"]))
+    except DataError as exc:
+        raise DataError(f"{path}: {exc}") from None
 
 
 # ---------------------------------------------------------------- transforms
@@ -181,9 +198,22 @@ Loader = Callable[[DataConfig], tuple[ImageSet, ImageSet | None]]
 DIGIT_NAMES = tuple(str(i) for i in range(10))
 
 
+def digits_file() -> Path:
+    """The data file scikit-learn's load_digits reads, inside the installed package."""
+    import sklearn.datasets
+
+    return Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"
+
+
 def _load_digits(cfg: DataConfig) -> tuple[ImageSet, None]:
     from sklearn.datasets import load_digits
 
+    path = digits_file()
+    if sha256_of(path) != DIGITS_SHA256:
+        raise DataError(
+            f"{path}: the scikit-learn package's digits data differs from the pinned one "
+            f"(sha256 {DIGITS_SHA256}); install the scikit-learn of requirements.lock"
+        )
     bunch = load_digits()
     # sklearn's digits are 8x8 counts in 0..16 (4x4 pixel blocks of 32x32 bitmaps)
     images = torch.from_numpy(bunch.images).float().mul(255.0 / 16.0).round().to(torch.uint8)
@@ -246,17 +276,20 @@ def _load_builtin(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
     folder = Path(cfg.root) / FILES[cfg.name][0]
     parts = []
     for train in (True, False):
+        # the readers check what they read (dtype, shape, label range) and name the file
         try:
             if cfg.name == "cifar10":
                 images, labels, names = read_cifar10(folder, train)
             elif cfg.name == "svhn":
                 (images, labels), names = read_svhn(folder, train), list(DIGIT_NAMES)
             else:
-                (images, labels) = read_mnist_like(folder, train)
                 names = list(FASHION_NAMES if cfg.name == "fashion_mnist" else DIGIT_NAMES)
+                images, labels = read_mnist_like(folder, train, len(names))
         except FileNotFoundError as exc:
             raise DataError(f"{_missing_message(cfg)} (missing: {exc})") from None
-        except (pickle.UnpicklingError, KeyError, ValueError, OSError) as exc:
+        except DataError:
+            raise
+        except (KeyError, ValueError, OSError) as exc:
             raise DataError(
                 f"{folder}: unreadable {cfg.name} file ({type(exc).__name__}: {exc})"
             ) from None
@@ -290,6 +323,8 @@ def _load_torchvision(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
             data = data.permute(0, 3, 1, 2)
         labels = torch.as_tensor(ds.labels if cfg.name == "svhn" else ds.targets).long()
         names = DIGIT_NAMES if cfg.name == "svhn" else tuple(str(c) for c in ds.classes)
+        split = "train" if train else "test"
+        check_labels(labels, len(names), f"{root}: {cfg.name} {split} split (torchvision)")
         parts.append(ImageSet(data.contiguous().to(torch.uint8), labels, names))
     return parts[0], parts[1]
 
@@ -307,29 +342,58 @@ def _load_folder(cfg: DataConfig) -> tuple[ImageSet, None]:
             f"data.root {root} does not exist; the folder dataset expects one subfolder of "
             "images per class (root/<class>/<image>.png)"
         )
-    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    classes = _folder_classes(root)
     if not classes:
         raise DataError(f"{root}: no class subfolders; expected root/<class>/<image>.png")
     mode = "L" if cfg.channels == 1 else "RGB"
-    images, labels = [], []
+    images, labels, smallest = [], [], cfg.image_size
     for label, name in enumerate(classes):
-        files = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = _folder_images(root / name)
         if not files:
             raise DataError(
                 f"class '{name}' ({root / name}) has no images ({', '.join(IMAGE_SUFFIXES)})"
             )
         for path in files:
             try:
-                with Image.open(path) as img:
-                    img = img.convert(mode).resize(
-                        (cfg.image_size, cfg.image_size), Image.Resampling.BILINEAR
-                    )
-                    arr = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
-            except (UnidentifiedImageError, OSError, ValueError) as exc:
+                # a header claiming a huge image is refused before decoding (PIL's bomb check
+                # only warns below twice its pixel limit; the warning is made an error here)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    with Image.open(path) as img:
+                        smallest = min(smallest, *img.size)
+                        img = img.convert(mode).resize(
+                            (cfg.image_size, cfg.image_size), Image.Resampling.BILINEAR
+                        )
+                        arr = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+                raise DataError(f"{path}: image too large to decode ({exc})") from None
+            except (UnidentifiedImageError, OSError, ValueError, EOFError) as exc:
                 raise DataError(f"{path}: unreadable or corrupt image ({exc})") from None
             images.append(arr.view(cfg.image_size, cfg.image_size, -1).permute(2, 0, 1))
             labels.append(label)
+    _warn_if_upscaled(f"{root}", smallest, cfg.image_size)
     return ImageSet(torch.stack(images), torch.tensor(labels), tuple(classes)), None
+
+
+def _folder_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _folder_classes(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def _warn_if_upscaled(what: str, side: int, image_size: int) -> None:
+    if side * UPSCALE_WARN < image_size:
+        log.warning(
+            "%s: images as small as %d px on a side are upscaled to %dx%d (more than %dx): "
+            "the upscaling invents detail the data does not have",
+            what,
+            side,
+            image_size,
+            image_size,
+            UPSCALE_WARN,
+        )
 
 
 LOADERS: dict[str, Loader] = {
@@ -350,6 +414,8 @@ def _standardise(data: ImageSet, cfg: DataConfig) -> ImageSet:
 def prepare(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
     """Load dataset `cfg.name` and return its fixed (train, test) split, standardised."""
     train, test = LOADERS[cfg.name](cfg)
+    if cfg.name != "folder":  # the folder loader resizes as it reads, and warns itself
+        _warn_if_upscaled(cfg.name, min(train.shape[1:]), cfg.image_size)
     if cfg.num_classes is not None and train.num_classes != cfg.num_classes:
         raise DataError(
             f"data.num_classes is {cfg.num_classes} but dataset '{cfg.name}' has "
@@ -393,3 +459,37 @@ class DataFacts:
             train_per_class=tuple(train.per_class()),
             test_images=len(test),
         )
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def source_files(cfg: DataConfig) -> dict[str, Path]:
+    """The files `cfg` reads, keyed by a machine-independent name: relative to data.root for the
+    on-disk datasets and folders, to site-packages for scikit-learn's digits."""
+    if cfg.name == "digits":
+        path = digits_file()
+        return {path.relative_to(path.parents[3]).as_posix(): path}
+    root = Path(cfg.root)
+    if cfg.name == "folder":
+        paths = [p for c in _folder_classes(root) for p in _folder_images(root / c)]
+    else:
+        folder = root / FILES[cfg.name][0]
+        splits = (True, False)
+        if cfg.name == "cifar10":
+            paths = sorted({p for train in splits for p in cifar10_files(folder, train)})
+        elif cfg.name == "svhn":
+            paths = [svhn_file(folder, train) for train in splits]
+        else:
+            paths = [p for train in splits for p in mnist_files(folder, train)]
+    return {p.relative_to(root).as_posix(): p for p in paths}
+
+
+def file_digests(cfg: DataConfig) -> dict[str, dict[str, int | str]]:
+    """{name: {"bytes", "sha256"}} of every file `cfg` reads (see `source_files`), sorted by name,
+    so a run records exactly which data it was made from."""
+    files = source_files(cfg)
+    return {
+        name: {"bytes": files[name].stat().st_size, "sha256": sha256_of(files[name])}
+        for name in sorted(files)
+    }

@@ -1,14 +1,17 @@
 """Atomic file output: write to a temporary sibling, fsync, then rename.
 
 A stage killed at any moment (SIGKILL included) leaves either the old file or the new one, never a
-half-written file that DVC or a later stage would take as complete.
+half-written file that DVC or a later stage would take as complete; the hidden temporary file such
+a kill leaves is removed when the stage runs again (`remove_stale_temps`).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,9 +27,48 @@ def _umask() -> int:
     return mask
 
 
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in blocks (datasets and weights files are large)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _temp_pattern(path: Path) -> re.Pattern[str]:
+    """The names `atomic_path` gives the temporary files of `path` (mkstemp's 8 random
+    characters between the prefix and the suffix)."""
+    return re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temporary files a killed writer of `path` left beside it (a SIGKILL skips
+    `atomic_path`'s clean-up); returns what it removed. A stage calls it for its outputs before it
+    writes: DVC runs one stage per workspace at a time, so no live writer owns them."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        return []
+    pattern = _temp_pattern(path)
+    stale = [p for p in path.parent.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable: a crash after os.replace may otherwise lose it."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it replaces `path` atomically."""
+    """Yield a temporary path beside `path`; on success it replaces `path` atomically and the
+    folder is synced, so the new file survives a crash."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -38,6 +80,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get normal modes
         os.replace(tmp_path, path)
+        _fsync_dir(path.parent)
     finally:
         tmp_path.unlink(missing_ok=True)
 

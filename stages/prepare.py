@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from pipeline.config import load_sections
-from pipeline.data import DataConfig, DataFacts, prepare, save_image_set
+from pipeline.data import DataConfig, DataFacts, file_digests, prepare, save_image_set
 from stages.skeleton import PARAMS_DEFAULT, MetricsOut, Params, write_metrics
 
 SECTIONS = {"data": DataConfig}
@@ -23,9 +23,12 @@ def main(
     params: Params = PARAMS_DEFAULT,
 ) -> None:
     """Write the train/test split of data.name as uint8 tensors, and what it is (the facts the
-    parameter gate checks the other sections against)."""
+    parameter gate checks the other sections against, and the size and sha256 of every file the
+    data was read from)."""
     cfg = load_sections(params, SECTIONS)["data"]
+    # everything is read, checked and hashed before anything is written
     train, test = prepare(cfg)
+    files = file_digests(cfg)
     save_image_set(train, train_out)
     save_image_set(test, test_out)
     facts = DataFacts.of(train, test)
@@ -38,5 +41,6 @@ def main(
             "channels": facts.channels,
             "image_size": facts.image_size,
             "train_per_class": list(facts.train_per_class),
+            "files": files,
         },
     )

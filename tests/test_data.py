@@ -1,4 +1,5 @@
-"""Dataset registry: digits, folder datasets, missing data, corrupt files, splits, conversions."""
+"""Dataset registry: digits, folder datasets, missing data, corrupt files, splits, conversions,
+label ranges and the record of the files read."""
 
 from __future__ import annotations
 
@@ -7,18 +8,23 @@ import torch
 from PIL import Image
 
 from pipeline.data import (
+    DIGITS_SHA256,
     DataConfig,
+    ImageSet,
     convert_channels,
+    digits_file,
     load_image_set,
     prepare,
     resize,
     save_image_set,
+    source_files,
     stratified_split,
     to_float,
     to_uint8,
 )
 from pipeline.errors import DataError
 from pipeline.formats import write_cifar10, write_idx
+from pipeline.io import sha256_of
 
 
 def cfg(**kw) -> DataConfig:
@@ -208,3 +214,76 @@ def test_download_needs_the_torchvision_loader():
 
     with pytest.raises(ConfigError, match="download: true needs loader: torchvision"):
         cfg(name="mnist", download=True).validate()
+
+
+# ---------------------------------------------------------------- labels and provenance
+
+
+def test_a_label_without_a_class_name_is_refused(tmp_path):
+    images = torch.zeros(3, 1, 4, 4, dtype=torch.uint8)
+    with pytest.raises(DataError, match=r"label 2 is outside 0..1 \(2 class names\)"):
+        ImageSet(images, torch.tensor([0, 1, 2]), ("a", "b"))
+    torch.save({"images": images, "labels": torch.tensor([0, -1, 1]), "class_names": ["a", "b"]},
+               tmp_path / "x.pt")  # fmt: skip
+    with pytest.raises(DataError, match=r"x\.pt: labels: label -1 is outside") as info:
+        load_image_set(tmp_path / "x.pt")
+    assert str(info.value).startswith(f"{tmp_path / 'x.pt'}: ")
+
+
+def test_digits_data_other_than_the_pinned_one_is_refused(tmp_path, monkeypatch):
+    import pipeline.data
+
+    assert sha256_of(digits_file()) == DIGITS_SHA256  # the installed scikit-learn's, pinned
+    other = tmp_path / "digits.csv.gz"
+    other.write_bytes(b"other")
+    monkeypatch.setattr(pipeline.data, "digits_file", lambda: other)
+    with pytest.raises(DataError, match=r"digits\.csv\.gz: the scikit-learn package's digits data"):
+        prepare(cfg())
+
+
+def test_source_files_of_each_dataset(tmp_path):
+    assert list(source_files(cfg())) == ["sklearn/datasets/data/digits.csv.gz"]
+    write_cifar10(tmp_path / "cifar-10-batches-py", *[(torch.zeros(2, 3, 32, 32,
+                  dtype=torch.uint8), torch.tensor([0, 1]))] * 2)  # fmt: skip
+    assert list(source_files(cfg(name="cifar10", root=str(tmp_path)))) == [
+        f"cifar-10-batches-py/{n}"
+        for n in ["batches.meta", *(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
+    ]
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte"):  # fmt: skip
+        write_idx(tmp_path / "MNIST" / "raw" / name, torch.zeros(2, dtype=torch.uint8), gz=True)
+    assert sorted(source_files(cfg(name="mnist", root=str(tmp_path))))[0] == (
+        "MNIST/raw/t10k-images-idx3-ubyte.gz"
+    )
+    _write_folder(tmp_path / "f", n=2)
+    assert list(source_files(cfg(name="folder", root=str(tmp_path / "f")))) == [
+        "cat/0.png", "cat/1.png", "dog/0.png", "dog/1.png"
+    ]  # fmt: skip
+
+
+def test_prepare_stage_records_the_files_it_read(tmp_path):
+    import hashlib
+    import json
+
+    import yaml
+
+    from stages.prepare import main
+
+    _write_folder(tmp_path / "f")
+    data = {**vars(cfg(name="folder", root=str(tmp_path / "f"), test_fraction=0.34))}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"data": data}))
+    out = tmp_path / "out"
+    main(out / "train.pt", out / "test.pt", out / "data.json", tmp_path / "params.yaml")
+    facts = json.loads((out / "data.json").read_text())
+    assert facts["classes"] == 2 and sum(facts["train_per_class"]) + facts["test_images"] == 6
+    png = tmp_path / "f" / "dog" / "2.png"
+    assert facts["files"]["dog/2.png"] == {
+        "bytes": png.stat().st_size,
+        "sha256": hashlib.sha256(png.read_bytes()).hexdigest(),
+    }
+    assert list(facts["files"]) == sorted(facts["files"]) and len(facts["files"]) == 6
+    # a file that cannot be read: refused before anything is written
+    (tmp_path / "f" / "dog" / "2.png").write_bytes(b"not a png")
+    with pytest.raises(DataError, match=r"2\.png: unreadable or corrupt image"):
+        main(out / "train2.pt", out / "test2.pt", out / "data2.json", tmp_path / "params.yaml")
+    assert sorted(p.name for p in out.iterdir()) == ["data.json", "test.pt", "train.pt"]
