@@ -10,6 +10,7 @@ section. The composition of the whole file lives in `pipeline.params` (the param
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -92,6 +93,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):  # YAML's .nan/.inf: every check written `x <= 0` passes NaN
+            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):

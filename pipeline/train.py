@@ -64,6 +64,10 @@ class TrainConfig:
             raise ConfigError("mixup_alpha: and mixup_weight must be >= 0")
         if self.data_noise < 0:
             raise ConfigError("data_noise: must be >= 0")
+        if self.weight_decay < 0:
+            raise ConfigError("weight_decay: must be >= 0")
+        if not 0 <= self.momentum < 1:
+            raise ConfigError("momentum: must be in [0, 1)")
         if self.checkpoint_every < 1:
             raise ConfigError("checkpoint_every: must be at least 1")
 

@@ -15,6 +15,7 @@ import os
 import sys
 from pathlib import Path
 
+from pipeline.errors import ConfigError  # light: no torch
 from pipeline.methods import METHODS, Command  # light: names and strings, no method loaded
 
 # The pipeline's own commands; each generation method's come from its registry entry
@@ -72,7 +73,19 @@ def runtime_section(rest: list[str]) -> dict:
     except yaml.YAMLError:
         return {}  # the stage's own loader reports it, naming the file
     runtime = loaded.get("runtime") if isinstance(loaded, dict) else None
-    return runtime if isinstance(runtime, dict) else {}
+    if not isinstance(runtime, dict):
+        return {}
+    # what is read here decides the launch, before the strict check: checked here too
+    for key in ("processes", "nodes"):
+        value = runtime.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{params}: runtime.{key}: expected an integer >= 1, got {value!r}")
+    if runtime.get("numerics", "portable") not in ("portable", "native"):
+        raise ConfigError(
+            f"{params}: runtime.numerics: must be one of 'portable' | 'native', "
+            f"got {runtime['numerics']!r}"
+        )
+    return runtime
 
 
 def torchrun_args(name: str, rest: list[str], runtime: dict | None = None) -> list[str] | None:
@@ -82,7 +95,7 @@ def torchrun_args(name: str, rest: list[str], runtime: dict | None = None) -> li
     if name not in PARALLEL or "RANK" in os.environ:
         return None
     runtime = runtime_section(rest) if runtime is None else runtime
-    procs, nodes = int(runtime.get("processes", 1)), int(runtime.get("nodes", 1))
+    procs, nodes = runtime.get("processes", 1), runtime.get("nodes", 1)
     if procs * nodes == 1:
         return None
     launch = ["-m", "torch.distributed.run", "--nproc-per-node", str(procs), "--nnodes", str(nodes)]
@@ -91,6 +104,17 @@ def torchrun_args(name: str, rest: list[str], runtime: dict | None = None) -> li
     job = hashlib.sha256(" ".join([name, *rest]).encode()).hexdigest()[:16]  # same on every node
     rdzv = ["--rdzv-backend", "c10d", "--rdzv-endpoint", str(runtime.get("rendezvous"))]
     return [*launch, *rdzv, "--rdzv-id", job]
+
+
+def remove_stale_outputs(rest: list[str]) -> None:
+    """Before a stage runs: the temporary files a killed run of it left beside the paths its
+    command names (pipeline.io: outputs are written through a temporary file and a rename)."""
+    from pipeline.io import remove_stale_temps
+
+    for value in rest:
+        if not value.startswith("-") and "/" in value:
+            for stale in remove_stale_temps(Path(value)):
+                logging.getLogger(__name__).info("removed %s, left by a killed run", stale)
 
 
 def usage() -> str:
@@ -126,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"error: no command '{name}'\n\n{usage()}", file=sys.stderr)
         return 2
-    runtime = runtime_section(rest)
+    try:
+        runtime = runtime_section(rest)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from pipeline import numerics
 
     # before torch or numpy load: the pins are read when the libraries start (pipeline.numerics)
@@ -135,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     if launch is not None:  # the same command, once per rank, under torchrun
         os.execv(sys.executable, [sys.executable, *launch, "-m", "stages", name, *rest])
     setup_logging()
+    if name not in HELPERS:
+        remove_stale_outputs(rest)
     from pipeline.errors import exit_code
 
     module = importlib.import_module(COMMANDS[name][0])

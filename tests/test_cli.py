@@ -88,6 +88,25 @@ def test_bad_params_exit_2_and_touch_nothing(prepared, tiny_params, tmp_path, ca
     assert not (d / "bad.pt").exists() and not (d / "bad.json").exists()
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("processes", "two", "runtime.processes: expected an integer >= 1, got 'two'"),
+        ("nodes", 0, "runtime.nodes: expected an integer >= 1, got 0"),
+        ("numerics", "fast", "runtime.numerics: must be one of"),
+    ],
+)
+def test_runtime_keys_read_before_the_strict_check_are_checked(
+    tiny_params, tmp_path, capsys, key, value, message
+):  # cgen reads them to decide the torchrun launch and the numeric pins, before any stage loads
+    bad = copy.deepcopy(tiny_params)
+    bad["runtime"][key] = value
+    params = write_params(tmp_path, bad)
+    assert run("classifier", "--section", "baseline", "--params", params) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
 def test_the_gate_refuses_a_key_no_stage_reads(prepared, tiny_params, tmp_path, capsys):
     _, d = prepared
     bad = copy.deepcopy(tiny_params)

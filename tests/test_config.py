@@ -57,6 +57,40 @@ def test_committed_params_are_valid(real_params):
         ),
         (lambda p: p["runtime"].update(determinism="loose"), "runtime.determinism: must be one of"),
         (lambda p: p["regene"].update(round="r9"), "regene.round: 'r9' is neither r0 nor"),
+        # non-finite numbers (YAML .nan / .inf) and wrong signs: every `x <= 0` check passes NaN
+        (
+            lambda p: p["baseline"]["train"].update(lr=float("nan")),
+            "baseline.train.lr: must be a finite",
+        ),
+        (
+            lambda p: p["baseline"]["train"].update(lr=float("inf")),
+            "baseline.train.lr: must be a finite",
+        ),
+        (
+            lambda p: p["stic"]["sampler"].update(temperature=float("nan")),
+            "stic.sampler.temperature: must be a finite",
+        ),
+        (
+            lambda p: p["stic"]["train"].update(mixup_alpha=float("nan")),
+            "stic.train.mixup_alpha: must be a finite",
+        ),
+        (
+            lambda p: p["jem"]["train"].update(momentum=float("nan")),
+            "jem.train.momentum: must be a finite",
+        ),
+        (
+            lambda p: p["jem"]["train"].update(data_noise=float("-inf")),
+            "jem.train.data_noise: must be a finite",
+        ),
+        (
+            lambda p: p["baseline"]["train"].update(weight_decay=-5),
+            "baseline.train.weight_decay: must be >= 0",
+        ),
+        (lambda p: p["judge"]["train"].update(momentum=1.5), "judge.train.momentum: must be in"),
+        (
+            lambda p: p["score_stic"]["sampling"].update(soft_alpha=-1.0),
+            "score_stic.sampling.soft_alpha: must be positive",
+        ),
     ],
 )
 def test_bad_params_name_the_key(real_params, mutate, message):
@@ -128,9 +162,9 @@ def test_library_configs_declare_no_defaults():
     import dataclasses
     import typing
 
-    from pipeline.methods import METHODS
+    from pipeline.methods.registry import CONFIGS
 
-    seen, todo = set(), [Params, *(m.config_class() for m in METHODS)]
+    seen, todo = set(), [Params, *CONFIGS.values()]
     while todo:
         cls = todo.pop()
         if cls in seen:

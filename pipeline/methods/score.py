@@ -21,7 +21,6 @@ Real-test accuracy is measured at sigma_L. Term (b) needs the gradient of an inp
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +29,6 @@ import torch.nn.functional as F
 
 from pipeline.accel import OFF, Accel, autocast, training_net
 from pipeline.chains import Drawing, class_mean_grams
-from pipeline.claims import Claim, Quantity
 from pipeline.data import ImageSet, to_uint8
 from pipeline.densities import classifier_density, null_density
 from pipeline.dist import chain_rows, mean_over_ranks, reseed_rank, rows, share
@@ -81,6 +79,8 @@ class ScoreSamplingConfig:
     def validate(self) -> None:
         if self.steps_per_level < 1 or self.hard_per_class < 1 or self.soft < 0:
             raise ConfigError("steps_per_level: and hard_per_class must be >= 1, soft >= 0")
+        if self.soft_alpha <= 0:
+            raise ConfigError("soft_alpha: must be positive (a Dirichlet concentration)")
 
 
 @dataclass(frozen=True)
@@ -284,11 +284,3 @@ def null_set(cfg: ScoreStiCConfig, data, gen_targets, gen_chains, *, name: str, 
     targets, run = evaluation_draw(None, cfg, data, gen_targets, gen_chains, device=device)
     samples = SampleSet(to_uint8(run.x), targets, name, data.class_names)
     return samples, {"acceptance_rate": run.trace.summary()["acceptance_rate"]}
-
-
-def claims(chain: Sequence[str], role: Callable[[str, str], str]) -> list[Claim]:
-    """Score-STIC's claim (pipeline.claims): it beats STIC's last round."""
-    last = chain[-1] if chain else "r1"
-    return [Claim("score_beats_stic", "Score-STIC beats STIC", "STIC",
-                  Quantity(role("score_stic", NAME), "judge_fid"), Quantity(last, "judge_fid"),
-                  "lower")]  # fmt: skip
