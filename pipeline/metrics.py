@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +29,9 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.data import to_float
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, DataError
 from pipeline.infer import batched
+from pipeline.io import sha256_of
 from pipeline.models import Classifier
 from pipeline.samples import two_class_mixtures
 
@@ -69,6 +71,7 @@ INCEPTION_KID = "inception_kid"
 INCEPTION_IS = "inception_is"
 INCEPTION_IS_STD = "inception_is_std"
 INCEPTION_STATUS = "inception_status"  # "computed" or "not computed: <reason>"
+INCEPTION_WEIGHTS_SHA256 = "inception_weights_sha256"  # which weights file computed them
 
 JUDGE_EXTRACTOR = "cgen-judge"  # torch-fidelity registry name of the judge extractor
 FEATURE_EMBED = "embed"  # penultimate features (input of the linear head): FID, KID, PR
@@ -323,6 +326,34 @@ def inception_unavailable(weights: str | None) -> str | None:
     return None
 
 
+# torch hub's convention, which the published weights file follows
+# (pt_inception-2015-12-05-6726825d.pth): the name ends in the first hex digits of its SHA-256
+HUB_HASH = re.compile(r"-([0-9a-f]{8,64})\.pth?$")
+
+
+def verify_inception_weights(path: Path) -> str:
+    """The weights file's SHA-256, after checking it is safe for torch-fidelity, which loads it
+    with `weights_only=False` (a pickle that may run code): its name's hash prefix must match
+    (torch hub's check), and it must load with `weights_only=True`, so it holds only tensors and
+    containers. DataError (one line, naming the file) otherwise."""
+    sha = sha256_of(path)
+    named = HUB_HASH.search(Path(path).name)
+    if named and not sha.startswith(named.group(1)):
+        raise DataError(
+            f"{path}: SHA-256 {sha[:16]}... does not match the {named.group(1)} its name promises; "
+            "replace it with the published file"
+        )
+    try:
+        torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # an UnpicklingError for code, anything else for a broken file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"{path}: not a plain weights file ({first[:160]}); refused before torch-fidelity's "
+            "unrestricted load"
+        ) from None
+    return sha
+
+
 class ImageTensorDataset(torch.utils.data.Dataset):
     """uint8 (N, C, H, W) images as the Dataset torch-fidelity reads, one (C, H, W) per item."""
 
@@ -344,6 +375,7 @@ def inception_fidelity(
     fake: torch.Tensor, real: torch.Tensor, weights: Path, cfg: EvalConfig, cuda: bool
 ) -> dict[str, float]:
     """Inception-v3 FID/KID/IS from a local weights file (no precision/recall: VGG16 downloads)."""
+    sha = verify_inception_weights(weights)
     import torch_fidelity
 
     out = torch_fidelity.calculate_metrics(
@@ -370,6 +402,7 @@ def inception_fidelity(
         INCEPTION_KID: out[torch_fidelity.KEY_METRIC_KID_MEAN],
         INCEPTION_IS: out[torch_fidelity.KEY_METRIC_ISC_MEAN],
         INCEPTION_IS_STD: out[torch_fidelity.KEY_METRIC_ISC_STD],
+        INCEPTION_WEIGHTS_SHA256: sha,
     }
 
 

@@ -7,13 +7,17 @@ only when the dataset is the published one."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
+import os
 
 import pytest
+import torch
 from support import make_image_set, write_random_inception
 
 from pipeline import metrics as M
 from pipeline import report as R
+from pipeline.errors import DataError
 from pipeline.evaluation import evaluate_samples, real_as_samples
 from pipeline.metrics import EvalConfig
 from pipeline.models import ModelConfig, build_model, model_args
@@ -49,6 +53,39 @@ def test_inception_metrics_are_computed_from_a_local_weights_file(weights, chann
 
 def test_a_bad_weights_file_is_refused_before_anything_runs(tmp_path):
     assert "does not exist" in M.inception_unavailable(str(tmp_path / "none.pth"))
+
+
+class _RunsCode:
+    """An object whose unpickling runs a shell command (what a crafted weights file can hold)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_weights_file_that_would_run_code_is_refused_unloaded(tmp_path):
+    marker = tmp_path / "ran"
+    bad = tmp_path / "pt_inception.pth"
+    torch.save({"conv.weight": torch.zeros(1), "payload": _RunsCode(marker)}, bad)
+    with pytest.raises(DataError, match="not a plain weights file") as info:
+        M.verify_inception_weights(bad)
+    assert str(bad) in str(info.value) and "\n" not in str(info.value)
+    assert not marker.exists()
+
+
+def test_a_weights_file_whose_name_promises_another_hash_is_refused(tmp_path):
+    path = tmp_path / "pt_inception-2015-12-05-6726825d.pth"  # the published file's name
+    torch.save({"conv.weight": torch.zeros(3)}, path)
+    with pytest.raises(DataError, match="does not match the 6726825d its name promises"):
+        M.verify_inception_weights(path)
+
+
+def test_a_plain_weights_file_passes_with_its_hash(tmp_path):
+    path = tmp_path / "pt_inception.pth"
+    torch.save({"conv.weight": torch.ones(3)}, path)
+    assert M.verify_inception_weights(path) == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def test_inception_numbers_sit_beside_the_published_ones_only_for_the_published_dataset():
