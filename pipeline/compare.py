@@ -9,7 +9,7 @@ from typing import Any
 
 from pipeline import claims as C
 from pipeline import metrics as M
-from pipeline.methods import claims as all_claims
+from pipeline.claim_rows import claims as all_claims
 from pipeline.report import Block, fmt, fmt_interval
 
 # seed -> row name -> the row's metrics (evaluation and sampling merged)

@@ -9,11 +9,18 @@ from typing import Any
 import torch
 
 from pipeline.data import ImageSet
-from pipeline.methods import BY_NAME, SAMPLER_SOURCES
+from pipeline.methods import jem, score, stic
 from pipeline.samples import SampleSet
 
-# source method -> its section's config class (what the null stage loads)
-SOURCES: dict[str, type] = {name: BY_NAME[name].config_class() for name in SAMPLER_SOURCES}
+# source method -> its section's config class (what the null stage loads) and its module: the
+# methods with an evaluation sampler of their own (pipeline.methods.SAMPLER_SOURCES; a test checks
+# they agree), imported here so that the stage graph sees every sampler a null stage runs
+SOURCES: dict[str, type] = {
+    "stic": stic.StiCConfig,
+    "jem": jem.JEMConfig,
+    "score_stic": score.ScoreStiCConfig,
+}
+_DRAW = {"stic": stic.null_set, "jem": jem.null_set, "score_stic": score.null_set}
 
 
 def null_set(
@@ -28,5 +35,4 @@ def null_set(
 ) -> tuple[SampleSet, dict[str, float | None]]:
     """`source`'s evaluation sampler on a flat target: the same canvas, sampler, steps and
     targets as the method's own set, from each chain's initial step size."""
-    draw = BY_NAME[source].hook("null_set")
-    return draw(cfg, data, gen_targets, gen_chains, name=name, device=device)
+    return _DRAW[source](cfg, data, gen_targets, gen_chains, name=name, device=device)

@@ -19,6 +19,7 @@ from pipeline.config import from_dict, read_yaml
 from pipeline.data import DataConfig, DataFacts
 from pipeline.errors import ConfigError
 from pipeline.methods import METHODS
+from pipeline.methods.registry import CONFIGS
 from pipeline.methods.stic import BASE_ROUND
 from pipeline.metrics import EvalSection
 from pipeline.references import ReferencesConfig
@@ -151,7 +152,7 @@ def parse_params(data: dict) -> Params:
         if name not in data:
             raise ConfigError(f"{name}: missing key (a section)")
     core = from_dict(Core, {k: data[k] for k in core_names})
-    methods = {m.name: from_dict(m.config_class(), data[m.name], m.name) for m in METHODS}
+    methods = {m.name: from_dict(CONFIGS[m.name], data[m.name], m.name) for m in METHODS}
     params = Params(**{f.name: getattr(core, f.name) for f in fields(Core)}, methods=methods)
     params.validate()
     return params

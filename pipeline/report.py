@@ -369,6 +369,18 @@ class Figures:
     overview: Path | None = None  # one sample per class of each set
 
 
+DATA_FILES_SHOWN = 4  # a folder dataset lists every image in reports/data.json; the report, a few
+
+
+def data_note(files: Mapping[str, Mapping[str, Any]]) -> str:
+    """Which files the data came from (prepare's `files`: name -> bytes and SHA-256)."""
+    shown = [f"`{name}` ({info['bytes']:,} bytes, SHA-256 `{info['sha256']}`)"
+             for name, info in list(sorted(files.items()))[:DATA_FILES_SHOWN]]  # fmt: skip
+    more = len(files) - len(shown)
+    tail = f" and {more:,} more (reports/data.json lists them all)" if more > 0 else ""
+    return f"Data read from {', '.join(shown)}{tail}."
+
+
 def generation_cell(generating: Callable[[str], bool | None], name: str) -> str:
     return {True: "yes", False: "no"}.get(generating(name), MISSING)
 
@@ -383,6 +395,7 @@ def report_blocks(
     claim_results: Sequence[tuple[C.Claim, C.Interval | None, C.Interval | None, C.Verdict]],
     figures: Figures,
     generating: Callable[[str], bool | None],
+    data_files: Mapping[str, Mapping[str, Any]] | None = None,
     seeds: int = 1,
 ) -> list[Block]:
     """The report's content (rows in table order): the verdicts first, then the evidence."""
@@ -398,6 +411,8 @@ def report_blocks(
         f"(min(eval.num_samples, {test_images} held-out images)), against all training images. "
         "↑/↓: higher/lower is better."
     )))  # fmt: skip
+    if data_files:
+        blocks.append(("p", data_note(data_files)))
     blocks.append(("toc",))
     blocks.append(("h2", "Verdicts"))
     blocks.append(("p", (

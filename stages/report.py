@@ -16,6 +16,8 @@ from pipeline import claims as C
 from pipeline import methods
 from pipeline import metrics as M
 from pipeline import report as R
+from pipeline.claim_rows import claims as all_claims
+from pipeline.claim_rows import label as method_label
 from pipeline.config import Overrides
 from pipeline.data import load_image_set
 from pipeline.errors import DataError
@@ -23,7 +25,7 @@ from pipeline.evaluation import real_as_samples
 from pipeline.figures import save_method_comparison, save_overview, save_round_panels
 from pipeline.io import atomic_write_json, atomic_write_text
 from pipeline.methods import METHODS
-from pipeline.methods import claims as all_claims
+from pipeline.methods.registry import CONFIGS
 from pipeline.methods.stic import BASE_ROUND, RoundConfig, chain_rounds, depth
 from pipeline.panels import class_rows
 from pipeline.samples import load_samples
@@ -34,7 +36,7 @@ SECTIONS = {
     "eval.methods": tuple[str, ...],
     "references.nulls": Overrides,
     # every method's section: which method makes which set (its label, its null sampler)
-    **{m.name: m.config_class() for m in METHODS},
+    **{m.name: CONFIGS[m.name] for m in METHODS},
 }
 REFERENCE_LABELS = {
     "real_mixup": "real pixel-mixup (reference)",
@@ -46,7 +48,7 @@ Pattern = Annotated[str, typer.Option(help="a path pattern with {name}")]
 
 def label(name: str) -> str:
     """A sample set's row label in the report and the across-seed report."""
-    return REFERENCE_LABELS.get(name) or methods.label(name) or name
+    return REFERENCE_LABELS.get(name) or method_label(name) or name
 
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -160,7 +162,7 @@ def main(
             dataset=st.cfg["data.name"], rows=shown, chain=chain, r0_accuracy=r0_acc,
             test_images=facts["test_images"], claim_results=results,
             figures=R.Figures(methods_figure, rounds_figure, overview_figure),
-            generating=generating,
+            generating=generating, data_files=facts.get("files"),
         )  # fmt: skip
         atomic_write_text(md, R.render_markdown(blocks, md.parent))
         atomic_write_text(

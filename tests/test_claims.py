@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from pipeline import claims as C
-from pipeline.methods import claims as all_claims
+from pipeline.claim_rows import claims as all_claims
 from pipeline.metrics import bootstrap_interval
 
 Iv = C.Interval

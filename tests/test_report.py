@@ -9,8 +9,8 @@ import torch
 from pipeline import claims as C
 from pipeline import metrics as M
 from pipeline import report as R
+from pipeline.claim_rows import claims as all_claims
 from pipeline.figures import save_grid
-from pipeline.methods import claims as all_claims
 from pipeline.panels import class_rows, interpolation_strips
 from pipeline.samples import SampleSet
 
@@ -54,6 +54,7 @@ def test_report_blocks_put_the_verdicts_first_and_say_what_was_not_run(tmp_path)
     blocks = R.report_blocks(
         dataset="digits", rows=rows, chain=["r1", "r2"], r0_accuracy=0.99, test_images=359,
         claim_results=results, figures=R.Figures(), generating=generating,
+        data_files={"sklearn/datasets/data/digits.csv.gz": {"bytes": 57523, "sha256": "09f6"}},
     )  # fmt: skip
     headings = [b[1] for b in blocks if b[0] == "h2"]
     assert headings[0] == "Verdicts" and "Methods" in headings and "Memorisation" in headings
@@ -62,9 +63,19 @@ def test_report_blocks_put_the_verdicts_first_and_say_what_was_not_run(tmp_path)
     assert claims_table[2][0][3] == "40.0 [35.0, 46.0]"  # FIDs to one decimal
     text = R.render_markdown(blocks, tmp_path)
     assert "This report rests on 1 seed" in text and "n = 200" in text
+    assert (
+        "Data read from `sklearn/datasets/data/digits.csv.gz` (57,523 bytes, SHA-256 `09f6`)"
+        in text
+    )
     assert "[Verdicts](#verdicts)" in text  # the table of contents
     page = R.render_html(blocks, lambda p: p.read_bytes(), tmp_path)
     assert '<h2 id="stic-rounds">' in page and '<a href="#stic-rounds">' in page
+
+
+def test_the_data_note_lists_a_few_files_and_counts_the_rest():
+    files = {f"c/{i}.png": {"bytes": 10, "sha256": f"{i:064x}"} for i in range(10)}
+    note = R.data_note(files)
+    assert note.count("SHA-256") == R.DATA_FILES_SHOWN and "and 6 more" in note
 
 
 def test_grids_are_linked_thumbnails_and_figures_are_inlined(tmp_path):

@@ -16,7 +16,6 @@ BN + ReLU and a tanh output; D six 3x3 convolutions 16..512 maps, strides 2,1,2,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -26,7 +25,6 @@ import torch.nn.functional as F
 
 from pipeline import numerics
 from pipeline.accel import OFF, Accel, autocast, training_net
-from pipeline.claims import Claim, Quantity
 from pipeline.config import Overrides, variant
 from pipeline.dist import mean_over_ranks, rows
 from pipeline.errors import ConfigError, check_finite
@@ -396,16 +394,6 @@ def sample(
     )  # (N, z_dim)
     dev = device_of(generator)
     return generator(z.to(dev), labels.to(dev)).cpu(), labels
-
-
-def claims(chain: Sequence[str], role: Callable[[str, str], str]) -> list[Claim]:
-    """The claim made against AC-GAN (pipeline.claims): classifier-based generation (STIC's last
-    round) is competitive with it."""
-    last = chain[-1] if chain else "r1"
-    return [Claim("classifier_vs_gan", "Classifier-based generation is competitive with AC-GAN",
-                  "Wang & Torr; STIC", Quantity(last, "judge_fid"),
-                  Quantity(role("acgan", NAME), "fid_x2"), "lower",
-                  "competitive: STIC's judge-FID below twice AC-GAN's")]  # fmt: skip
 
 
 PASSES_PER_SAMPLE = 1  # one generator pass a sample

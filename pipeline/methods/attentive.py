@@ -21,14 +21,13 @@ the next.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
-from pipeline.claims import Claim, Quantity
 from pipeline.config import Overrides, variant
 from pipeline.errors import ConfigError
 from pipeline.samplers import LogDensityFn, SamplerConfig, Trace, run_chains
@@ -169,22 +168,6 @@ def draw(
         if progress is not None:
             progress(t)
     return Drawing(x.cpu(), torch.stack(sequence), accepted, per_segment * cfg.glimpses, trace)
-
-
-def claims(chain: Sequence[str], role: Callable[[str, str], str]) -> list[Claim]:
-    """Attentive-STIC's claim (pipeline.claims): glimpses beat full-image steps at equal budget."""
-    attentive = Quantity(role("attentive", "attentive_stic"), "judge_fid")
-    full = Quantity(role("attentive_full", "attentive_full"), "judge_fid")
-    return [
-        Claim(
-            "attentive_vs_full",
-            "Attentive drawing beats full-image GRMALA at equal budget",
-            "STIC (Attentive-STIC)",
-            attentive,
-            full,
-            "lower",
-        )
-    ]
 
 
 def passes_per_sample(cfg: AttentiveConfig, steps: int) -> int:

@@ -15,7 +15,6 @@ is still a linear classifier, so the argument holds).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,7 +24,6 @@ import torch.nn.functional as F
 
 from pipeline import numerics
 from pipeline.accel import OFF, Accel, autocast, training_net
-from pipeline.claims import Claim, Quantity
 from pipeline.dist import mean_over_ranks, rows
 from pipeline.draws import dirichlet
 from pipeline.errors import ConfigError, DataError
@@ -228,19 +226,6 @@ def decode(decoder: Decoder, latents: torch.Tensor, batch_size: int = 256) -> to
     """Images (N, C, S, S) in [-1, 1] on the CPU from latents (N, D)."""
     decoder.eval()
     return batched(decoder, latents, batch_size, device_of(decoder))
-
-
-def claims(chain: Sequence[str], role: Callable[[str, str], str]) -> list[Claim]:
-    """ReGene's claims (pipeline.claims): the label guarantee, and discriminability over AC-GAN."""
-    regene = role("regene", NAME)
-    return [
-        Claim("regene_labels", "ReGene keeps labels: convex latent combinations stay in class",
-              "ReGene", Quantity(regene, "label_guarantee"), Quantity("exact", "one"), "higher",
-              "a guarantee: must be exactly 1"),
-        Claim("regene_vs_acgan", "ReGene beats AC-GAN on discriminability", "ReGene",
-              Quantity(regene, "discriminability"),
-              Quantity(role("acgan", "acgan"), "discriminability"), "higher"),
-    ]  # fmt: skip
 
 
 PASSES_PER_SAMPLE = 1  # one decoder pass a sample (the latents are the training set's)

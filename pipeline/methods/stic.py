@@ -13,12 +13,11 @@ sampler (`pipeline.chains.train_against_chains`); its generator is then evaluate
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from pipeline.chains import ChainsConfig, ChainTraining, Synthesis
-from pipeline.claims import Claim, Quantity
 from pipeline.config import Overrides, apply_overrides
 from pipeline.errors import ConfigError
 from pipeline.eval_sets import EvalChainsConfig, null_evaluation_set
@@ -220,38 +219,3 @@ def null_set(cfg: StiCConfig, data, gen_targets, gen_chains, *, name: str, devic
     drawing = ChainTraining(cfg.train, cfg.loss, cfg.chains, cfg.sampler).drawing
     return null_evaluation_set(drawing, cfg.eval, data, gen_targets, gen_chains, name=name,
                                device=device)  # fmt: skip
-
-
-def claims(chain: Sequence[str], role: Callable[[str, str], str]) -> list[Claim]:
-    """STIC's claims (pipeline.claims), on this run's rows: `chain` is r1..rN, `role(key,
-    default)` the set that plays a role (an ablation, a peer)."""
-    first, last = (chain[0], chain[-1]) if chain else ("r1", "r1")
-    fid = "judge_fid"
-    return [
-        Claim("stic_rounds_quality", "STIC's rounds improve sample quality", "STIC (Pal et al.)",
-              Quantity(last, fid), Quantity(first, fid), "lower",
-              f"the last chain round ({last}) against the first ({first})"),
-        Claim("stic_rounds_accuracy", "STIC's rounds keep or raise real-test accuracy", "STIC",
-              Quantity(last, "acc"), Quantity("r0", "acc"), "higher",
-              "one held-out digit is 1/359 = 0.28 points: differences of a few images are "
-              "untestable here; use a larger test set (data.name: mnist) to test it"),
-        Claim("stic_soft_interpolation", "Mixing hard and soft fakes improves class interpolation",
-              "STIC", Quantity(first, "interpolation_error"),
-              Quantity(role("hard_only", "hard_only"), "interpolation_error"), "lower",
-              "the round with soft fakes against the same round trained on hard fakes only"),
-        Claim("grmala_vs_langevin", "GRMALA (Gram term + MH) beats plain Langevin", "STIC",
-              Quantity(first, fid), Quantity(role("langevin", "langevin"), fid), "lower",
-              "same training budget, Gram term and MH both off in the Langevin row"),
-        Claim("gram_helps", "The Gram term improves samples", "STIC", Quantity(first, fid),
-              Quantity(role("no_gram", "no_gram"), fid), "lower"),
-        Claim("mh_helps", "The MH correction improves samples", "STIC", Quantity(first, fid),
-              Quantity(role("no_mh", "no_mh"), fid), "lower"),
-        Claim("mixup_interpolation", "Vicinal risk (mixup) smooths class boundaries", "STIC",
-              Quantity(first, "interpolation_error"),
-              Quantity(role("no_mixup", "no_mixup"), "interpolation_error"), "lower"),
-        Claim("stic_beats_control", "STIC training beats the classifier + SGLD control",
-              "STIC / Wang & Torr", Quantity(last, fid), Quantity(role("sgld", "sgld"), fid),
-              "lower"),
-        Claim("stic_matches_jem", "STIC generates at least as well as JEM, its code base",
-              "STIC vs JEM", Quantity(last, fid), Quantity(role("jem", "jem"), fid), "lower"),
-    ]  # fmt: skip

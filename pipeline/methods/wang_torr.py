@@ -20,7 +20,6 @@ state restarts at each resolution, as the parameter changes shape.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -28,7 +27,6 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from pipeline import numerics
-from pipeline.claims import Claim, Quantity
 from pipeline.config import Overrides, variant
 from pipeline.errors import ConfigError
 from pipeline.infer import device_of, embed_all
@@ -276,18 +274,6 @@ def sample(
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + v * len(y)
     return torch.cat(images), labels, {k: v / len(labels) for k, v in sums.items()}
-
-
-def claims(chain: Sequence[str], role: Callable[[str, str], str]) -> list[Claim]:
-    """Wang & Torr's claims (pipeline.claims): each component helps (all on against all but it)."""
-    full = role("wang_torr", "wang_torr")
-    return [
-        Claim(f"wang_torr_{c}", f"Wang & Torr's {c} component helps", "Wang & Torr",
-              Quantity(full, "judge_fid"),
-              Quantity(role(f"wang_torr_no_{c}", f"wang_torr_no_{c}"), "judge_fid"), "lower",
-              "all components against all but this one")
-        for c in ("views", "distance", "distribution", "progressive")
-    ]  # fmt: skip
 
 
 def passes_per_sample(cfg: WangTorrConfig, steps: int) -> int:
