@@ -17,7 +17,7 @@ import torch
 import yaml
 
 from pipeline.config import from_dict
-from pipeline.data import ImageSet
+from pipeline.data import DataConfig, ImageSet
 from pipeline.models import ModelConfig, build_model, model_args
 from pipeline.train import TrainConfig
 
@@ -231,3 +231,26 @@ def project_copy(tmp_path: Path, params: dict) -> Path:
                 [str(DVC), "init", "-q"]):  # fmt: skip
         subprocess.run(cmd, cwd=repo, env=env, check=True, capture_output=True)
     return repo
+
+
+def data_config(**overrides) -> DataConfig:
+    """A DataConfig for reader tests: no class count or cap, `overrides` for the rest."""
+    base = dict(name="digits", root="unused", loader="builtin", image_size=16, test_fraction=0.2,
+                split_seed=0, download=False, channels=None, num_classes=None,
+                limit_per_class=None)  # fmt: skip
+    return DataConfig(**{**base, **overrides})
+
+
+def stop_server(proc: subprocess.Popen, log) -> None:
+    """Stop a server started in its own process group (SIGTERM, then SIGKILL), close its log."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    log.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 from PIL import Image
+from support import data_config
 
 from pipeline.data import (
     DIGITS_SHA256,
@@ -28,19 +29,7 @@ from pipeline.io import sha256_of
 
 
 def cfg(**kw) -> DataConfig:
-    base = dict(
-        name="digits",
-        root="unused",
-        loader="builtin",
-        image_size=16,
-        test_fraction=0.2,
-        split_seed=0,
-        download=False,
-        channels=None,
-        num_classes=None,
-        limit_per_class=None,
-    )
-    return DataConfig(**{**base, **kw})
+    return data_config(**kw)
 
 
 def test_digits_split_is_fixed_and_disjoint():

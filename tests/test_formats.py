@@ -19,6 +19,7 @@ import pytest
 import torch
 from PIL import Image
 from scipy.io import savemat
+from support import data_config
 
 from pipeline.data import DataConfig, prepare
 from pipeline.errors import DataError
@@ -34,19 +35,7 @@ from pipeline.formats import (
 
 
 def cfg(**kw) -> DataConfig:
-    base = dict(
-        name="mnist",
-        root="unused",
-        loader="builtin",
-        image_size=8,
-        test_fraction=0.2,
-        split_seed=0,
-        download=False,
-        channels=None,
-        num_classes=None,
-        limit_per_class=None,
-    )
-    return DataConfig(**{**base, **kw})
+    return data_config(**{"name": "mnist", "image_size": 8, **kw})
 
 
 def refused(match: str, run, *args, **kw) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -24,6 +23,7 @@ from base64 import b64encode
 from pathlib import Path
 
 import pytest
+from support import stop_server
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER = ROOT / "scripts" / "mlflow_server.sh"
@@ -307,15 +307,7 @@ def test_the_server_with_its_login_refuses_requests_without_it(tmp_path, monkeyp
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", ADMIN_PASSWORD)
         assert flush(repo, wait=True) == (1, []) and not pending(repo)
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        stop_server(proc, log)
     text = (tmp_path / "server.log").read_text()
     assert ADMIN_PASSWORD not in text and "created experiment 'login'" in text
     assert stat.S_IMODE((tmp_path / "server" / "basic_auth.db").stat().st_mode) == 0o600

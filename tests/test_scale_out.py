@@ -4,15 +4,13 @@ project's spool and flusher send it over HTTP, artifacts included."""
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from support import DVC, clean_env
+from support import DVC, clean_env, stop_server
 
 from pipeline.flusher import flush, pending
 from pipeline.tracking import Tracker, TrackingConfig
@@ -114,15 +112,7 @@ def server(tmp_path_factory):
         wait_for(experiment_exists, 240, proc, "the server never created the experiment")
         yield uri, artifacts
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        log.close()
+        stop_server(proc, log)
     assert proc.poll() is not None
 
 
