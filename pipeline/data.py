@@ -48,7 +48,10 @@ class DataConfig:
     name: str  # a dataset of DATASETS
     root: str  # local folder holding on-disk datasets (ignored by `digits`)
     loader: LoaderName  # builtin readers of the on-disk formats, or torchvision's (md5-checked)
-    image_size: int  # images are resized to image_size x image_size
+    image_size: int  # images become image_size x image_size, as `fit` says
+    # resize: scaled to image_size (bilinear, antialiased) | pad: kept at their own size and
+    # zero-padded to image_size, centred (LeCun et al. 1998 padded MNIST's 28x28 to 32x32)
+    fit: Literal["resize", "pad"]
     test_fraction: float  # held-out share for datasets without an official test split
     split_seed: int  # seed of that split, fixed so the split is written once and never moves
     download: bool  # let torchvision download (needs internet and loader: torchvision)
@@ -72,6 +75,8 @@ class DataConfig:
             raise ConfigError("limit_per_class: must be at least 1 or null")
         if self.download and self.loader != "torchvision":
             raise ConfigError("download: true needs loader: torchvision (it fetches the files)")
+        if self.fit == "pad" and self.name == "folder":
+            raise ConfigError("fit: pad needs images of one size; a folder's are resized as read")
 
 
 @dataclass(frozen=True)
@@ -474,15 +479,27 @@ def split_sizes(cfg: DataConfig) -> tuple[int, int]:
     return train, test
 
 
+def pad(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 (N, C, H, W) zero-padded to size x size, centred (an odd margin's extra pixel goes
+    to the bottom and right); DataError when the images are larger than `size`."""
+    h, w = images.shape[-2:]
+    if h > size or w > size:
+        raise DataError(f"data.fit is pad but the images are {h}x{w}, larger than "
+                        f"data.image_size {size}; raise image_size or set fit: resize")  # fmt: skip
+    top, left = (size - h) // 2, (size - w) // 2
+    return F.pad(images, (left, size - w - left, top, size - h - top))
+
+
 def _standardise(data: ImageSet, cfg: DataConfig) -> ImageSet:
     images = convert_channels(data.images, cfg.channels)
-    return ImageSet(resize(images, cfg.image_size), data.labels, data.class_names)
+    fitted = pad(images, cfg.image_size) if cfg.fit == "pad" else resize(images, cfg.image_size)
+    return ImageSet(fitted, data.labels, data.class_names)
 
 
 def prepare(cfg: DataConfig) -> tuple[ImageSet, ImageSet]:
     """Load dataset `cfg.name` and return its fixed (train, test) split, standardised."""
     train, test = DATASETS[cfg.name].read(cfg)
-    if cfg.name != "folder":  # the folder loader resizes as it reads, and warns itself
+    if cfg.name != "folder" and cfg.fit == "resize":  # a folder is resized as read, and warns
         _warn_if_upscaled(cfg.name, min(train.shape[1:]), cfg.image_size)
     if cfg.num_classes is not None and train.num_classes != cfg.num_classes:
         raise DataError(

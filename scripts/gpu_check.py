@@ -71,7 +71,7 @@ def synthetic_cifar(root: Path, n_train: int, n_test: int):
 
     write_cifar10(root / "cifar-10-batches-py", pairs(n_train), pairs(n_test))
     cfg = DataConfig(name="cifar10", root=str(root), loader="builtin", image_size=32,
-                     test_fraction=0.2, split_seed=0, download=False, channels=3,
+                     fit="resize", test_fraction=0.2, split_seed=0, download=False, channels=3,
                      num_classes=10, limit_per_class=None)  # fmt: skip
     return prepare(cfg)
 

@@ -235,9 +235,9 @@ def project_copy(tmp_path: Path, params: dict) -> Path:
 
 def data_config(**overrides) -> DataConfig:
     """A DataConfig for reader tests: no class count or cap, `overrides` for the rest."""
-    base = dict(name="digits", root="unused", loader="builtin", image_size=16, test_fraction=0.2,
-                split_seed=0, download=False, channels=None, num_classes=None,
-                limit_per_class=None)  # fmt: skip
+    base = dict(name="digits", root="unused", loader="builtin", image_size=16, fit="resize",
+                test_fraction=0.2, split_seed=0, download=False, channels=None,
+                num_classes=None, limit_per_class=None)  # fmt: skip
     return DataConfig(**{**base, **overrides})
 
 

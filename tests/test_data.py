@@ -264,6 +264,18 @@ def test_every_dataset_has_one_spec_and_the_gate_knows_it():
     }  # fmt: skip
 
 
+def test_pad_keeps_the_native_digits_centred_on_a_zero_border():
+    train, test = prepare(cfg(name="mnist5k", image_size=32, fit="pad"))
+    native, _ = prepare(cfg(name="mnist5k", image_size=28))
+    assert train.shape == (1, 32, 32) and test.shape == (1, 32, 32)
+    assert torch.equal(train.images[:, :, 2:30, 2:30], native.images)  # not rescaled
+    border = train.images.clone()
+    border[:, :, 2:30, 2:30] = 0
+    assert border.max() == 0
+    with pytest.raises(DataError, match="data.fit is pad but the images are 28x28, larger"):
+        prepare(cfg(name="mnist5k", image_size=16, fit="pad"))
+
+
 def test_source_files_of_each_dataset(tmp_path):
     assert list(source_files(cfg())) == ["sklearn/datasets/data/digits.csv.gz"]
     write_cifar10(tmp_path / "cifar-10-batches-py", *[(torch.zeros(2, 3, 32, 32,
