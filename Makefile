@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml requirements.lock
 setup: $(STAMP)
 
 repro: $(STAMP)
-	@start=$$(date +%s); $(BIN)/dvc repro && echo "dvc repro finished in $$(( $$(date +%s) - start )) s"
+	@bin/cgen repro
 	@bin/cgen track flush
 	@bin/cgen where
 	@bin/cgen machine

@@ -42,6 +42,7 @@ HELPER_COMMANDS: dict[str, Command] = {
     "bench": Command("stages.bench",
                      "benchmark samplers, training and evaluation against naive loops"),
     "where": Command("stages.where", "where the results and the MLflow runs are"),
+    "repro": Command("stages.repro", "dvc repro with the run's progress (stage k of N, elapsed)"),
     "machine": Command("stages.machine", "does this machine compute the committed numbers?"),
     "dvc-deps": Command("stages.dvc_deps",
                         "check or write dvc.yaml's module deps from the imports"),
@@ -171,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     import click
 
     try:
-        module.app(rest, prog_name=f"cgen {name}", standalone_mode=False)
+        # a command that raises typer.Exit(code) returns the code here (click, standalone off)
+        code = module.app(rest, prog_name=f"cgen {name}", standalone_mode=False)
     except click.exceptions.Exit as exc:  # --help
         return exc.exit_code
     except click.ClickException as exc:  # a usage error: a missing or malformed option
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return code
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 def run() -> None:
