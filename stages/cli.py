@@ -154,18 +154,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runtime = runtime_section(rest)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        if name not in HELPERS:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        runtime = {}  # a helper (`cgen params apply`, say) may be what repairs the file
     from pipeline import numerics
 
     # before torch or numpy load: the pins are read when the libraries start (pipeline.numerics)
     numerics.apply("native" if runtime.get("numerics") == "native" else "portable")
+    setup_logging()
+    if name not in HELPERS and "RANK" not in os.environ:  # once, before any rank starts
+        remove_stale_outputs(rest)
     launch = torchrun_args(name, rest, runtime)
     if launch is not None:  # the same command, once per rank, under torchrun
         os.execv(sys.executable, [sys.executable, *launch, "-m", "stages", name, *rest])
-    setup_logging()
-    if name not in HELPERS:
-        remove_stale_outputs(rest)
     from pipeline.errors import exit_code
 
     module = importlib.import_module(COMMANDS[name][0])
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # a command that raises typer.Exit(code) returns the code here (click, standalone off)
         code = module.app(rest, prog_name=f"cgen {name}", standalone_mode=False)
-    except click.exceptions.Exit as exc:  # --help
+    except click.exceptions.Exit as exc:  # raised past click (standalone off returns it)
         return exc.exit_code
     except click.ClickException as exc:  # a usage error: a missing or malformed option
         exc.show()
@@ -185,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {exc}", file=sys.stderr)
         return code
-    return code if isinstance(code, int) else 0
+    return code if type(code) is int else 0  # a bool or any other value is no exit code
 
 
 def run() -> None:

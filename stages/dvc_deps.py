@@ -96,6 +96,7 @@ def stage_closure(cmd: str, root: Path) -> set[str]:
 
 
 ITEM = re.compile(r"^(\s*)- (\S.*)$")
+COMMENT = re.compile(r"^\s*#")
 KEY = re.compile(r"^(\s*)([A-Za-z_@${}.-]+):(.*)$")
 
 
@@ -121,17 +122,24 @@ def rewrite(text: str, root: Path) -> str:
         if key and key.group(2) == "deps" and stage in cmds:
             out.append(line)
             i += 1
-            items, indent = [], None
-            while i < len(lines) and (m := ITEM.match(lines[i])):
-                indent = m.group(1) if indent is None else indent
-                if len(m.group(1)) != len(indent):
+            items, comments, indent = [], [], None  # a comment stays with the dep below it
+            while i < len(lines):
+                if COMMENT.match(lines[i]):
+                    comments.append(lines[i])
+                    i += 1
+                    continue
+                m = ITEM.match(lines[i])
+                if not m or (indent is not None and len(m.group(1)) != len(indent)):
                     break
-                items.append(m.group(2).strip())
+                indent = m.group(1) if indent is None else indent
+                items.append((comments, m.group(2).strip()))
+                comments = []
                 i += 1
             indent = indent or " " * (len(key.group(1)) + 2)
-            kept = [d for d in items if not d.endswith(".py")]
-            code = sorted(stage_closure(cmds[stage], root))
-            out += [f"{indent}- {d}\n" for d in [*kept, *code]]
+            kept = [(c, d) for c, d in items if not d.endswith(".py")]
+            code = [([], d) for d in sorted(stage_closure(cmds[stage], root))]
+            out += [text for c, d in [*kept, *code] for text in [*c, f"{indent}- {d}\n"]]
+            out += comments  # a comment after the last dep stays where it was
             continue
         out.append(line)
         i += 1

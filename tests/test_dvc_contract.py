@@ -52,6 +52,26 @@ def test_dvc_yaml_is_what_dvc_deps_writes():
     assert deps.rewrite(text, ROOT) == text, "run bin/cgen dvc-deps --write"
 
 
+def test_no_stage_lists_a_dependency_twice():
+    dvc, _ = _load()
+    for name, stage in _stages(dvc):
+        deps = list(_entries(stage, "deps"))
+        assert len(deps) == len(set(deps)), f"{name}: a dependency listed twice"
+
+
+def test_rewrite_keeps_a_comment_with_its_dep_and_reads_past_it():
+    text = (
+        "stages:\n  prepare:\n    cmd: bin/cgen prepare --train-out x\n    deps:\n"
+        "      # the data\n      - ${data.root}\n      - pipeline/old_module.py\n"
+        "    params:\n      - data\n"
+    )
+    new = deps.rewrite(text, ROOT)
+    body = new.split("    deps:\n")[1].split("    params:")[0].splitlines()
+    assert body[:2] == ["      # the data", "      - ${data.root}"]
+    assert "pipeline/old_module.py" not in new and "      - stages/prepare.py" in body
+    assert deps.rewrite(new, ROOT) == new
+
+
 def test_rewrite_replaces_module_deps_and_keeps_the_rest(tmp_path):
     text = (
         "stages:\n  # a comment\n  judge:\n    cmd: bin/cgen classifier --section judge\n"

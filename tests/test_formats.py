@@ -85,6 +85,24 @@ def test_damaged_gz_is_refused(tmp_path, damage):
     assert str(path) in msg
 
 
+def test_a_gzip_bomb_is_read_no_further_than_its_header_says(tmp_path, monkeypatch):
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    header = bytes([0, 0, 8, 3]) + b"".join(d.to_bytes(4, "big") for d in (2, 2, 2))
+    path.write_bytes(gzip.compress(header + bytes(64 << 20)))  # 64 MiB of zeros in 64 KiB
+    reads = []
+    real_open = gzip.open
+
+    def counting_open(*args, **kwargs):
+        fh = real_open(*args, **kwargs)
+        read = fh.read
+        fh.read = lambda n=-1: reads.append(n) or read(n)
+        return fh
+
+    monkeypatch.setattr(gzip, "open", counting_open)
+    refused(r"idx header says \[2, 2, 2\] but holds more values", read_idx, path)
+    assert -1 not in reads and sum(reads) <= 4 + 12 + 9  # header, sizes, 8 values and one more
+
+
 @pytest.mark.parametrize(("split", "label"), [("t10k", 57), ("train", 10)])
 def test_mnist_label_out_of_range_on_either_split(tmp_path, split, label):
     raw = tmp_path / "MNIST" / "raw"
@@ -138,6 +156,31 @@ def test_cifar_pickle_cannot_run_code(tmp_path, name, protocol):
     msg = str(info.value)
     assert msg.startswith(f"{folder / name}: refused to unpickle global ")
     assert "system" in msg and "\n" not in msg
+
+
+class HugeEmptyArray:
+    """Pickles as numpy's array constructor asked for 10^7 x 3072 uninitialised bytes (30 GB) in
+    a few dozen bytes of file: what a crafted batch could make `torch.cat` touch."""
+
+    def __reduce__(self):
+        reconstruct = np.zeros(0, np.uint8).__reduce__()[0]
+        return (reconstruct, (np.ndarray, (10**7, 3072), b"B"))
+
+
+class ObjectArray:
+    def __reduce__(self):
+        return (np.dtype, ("O",))
+
+
+@pytest.mark.parametrize(
+    ("payload", "what"),
+    [(HugeEmptyArray(), "an array built as"), (ObjectArray(), "an array of objects")],
+)
+def test_cifar_pickle_cannot_make_arrays_its_bytes_do_not_hold(tmp_path, payload, what):
+    folder = cifar(tmp_path)
+    (folder / "data_batch_2").write_bytes(pickle.dumps({b"data": payload, b"labels": [0]}, 2))
+    with pytest.raises(DataError, match=f"data_batch_2: refused to unpickle {what}"):
+        read_cifar10(folder, train=True)
 
 
 class Py2Pickler(pickle._Pickler):

@@ -113,7 +113,9 @@ def test_print_command_refuses_the_same_and_passwords_go_nowhere_else(repo):
 
 @pytest.mark.parametrize("extra", [["--host", "0.0.0.0"], ["-h", "0.0.0.0"], ["--host=::"],
                                    ["--backend-store-uri", PG_STORE], ["--app-name=basic-auth"],
-                                   ["--allowed-hosts", "*"]])  # fmt: skip
+                                   ["--allowed-hosts", "*"], ["--gunicorn-opts", "-b 0.0.0.0:5001"],
+                                   ["--uvicorn-opts=--host 0.0.0.0"], ["--env-file", "x.env"],
+                                   ["--disable-security-middleware"]])  # fmt: skip
 def test_mlflow_options_after_the_separator_cannot_get_around_the_checks(repo, extra):
     code, out, err, recorded = run_script(repo, "--print-command", "--", *extra)
     assert code == 2 and len(err.strip().splitlines()) == 1 and recorded == {}

@@ -1,5 +1,5 @@
-"""The generation methods, each declared once (`METHODS`): the names every stage knows of a
-method (its params.yaml section, its `cgen` commands, whose evaluation sampler draws its sets).
+"""The generation methods (`METHODS`): the names every stage knows of a method (its params.yaml
+section, its `cgen` commands, whose evaluation sampler draws its sets).
 
 A method is a module here (its config dataclass beside its models, samplers and training loops,
 all taking their parameters as arguments and never reading params.yaml or paths), its stage
