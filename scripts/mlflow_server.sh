@@ -84,18 +84,27 @@ dry=
 
 usage() { sed -n '2,/^set -eu/p' "$0" | sed -e '/^set -eu/d' -e 's/^# \{0,1\}//'; }
 die() { echo "mlflow_server.sh: $2" >&2; exit "$1"; }
+# A URI as it may be shown: a password (user:PASSWORD@, ?password=) becomes ****.
+mask() {
+  printf '%s\n' "$1" | sed -E -e 's#^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):.*@#\1:****@#' \
+    -e 's#([?&;]password=)[^&;]*#\1****#g'
+}
 need() { [ $# -ge 2 ] || die 2 "$1 needs a value"; }
 while [ $# -gt 0 ]; do
   case $1 in
     --host) need "$@"; host=$2; shift 2 ;;
     --port) need "$@"; port=$2; shift 2 ;;
-    --store) need "$@"; store=$2; shift 2 ;;
+    --store) need "$@"
+      [ "$(mask "$2")" = "$2" ] || die 2 "--store holds a password, which the shell's history and ps would show: give it as CGEN_MLFLOW_STORE"
+      store=$2; shift 2 ;;
     --artifacts) need "$@"; artifacts=$2; shift 2 ;;
     --experiment) need "$@"; experiment=$2; shift 2 ;;
     --workers) need "$@"; workers=$2; shift 2 ;;
     --allowed-hosts) need "$@"; extra_hosts=$2; shift 2 ;;
     --auth) auth=1; shift ;;
-    --auth-db) need "$@"; auth_db=$2; shift 2 ;;
+    --auth-db) need "$@"
+      [ "$(mask "$2")" = "$2" ] || die 2 "--auth-db holds a password, which the shell's history and ps would show: give it as CGEN_MLFLOW_AUTH_DB"
+      auth_db=$2; shift 2 ;;
     --print-command) dry=1; shift ;;
     -h|--help) usage; exit 0 ;;
     --) shift; break ;;
@@ -116,11 +125,6 @@ for arg in "$@"; do  # what the checks below rest on is not to be overridden beh
   esac
 done
 
-# A URI as it may be shown: a password (user:PASSWORD@, ?password=) becomes ****.
-mask() {
-  printf '%s\n' "$1" | sed -E -e 's#^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):.*@#\1:****@#' \
-    -e 's#([?&;]password=)[^&;]*#\1****#g'
-}
 
 case $auth in
   1|true|yes|on) auth=1 ;;

@@ -122,6 +122,13 @@ def test_mlflow_options_after_the_separator_cannot_get_around_the_checks(repo, e
     assert DB_PASSWORD not in out + err
 
 
+@pytest.mark.parametrize("option", ["--store", "--auth-db"])
+def test_a_uri_with_a_password_is_refused_on_the_command_line(repo, option):
+    code, out, err, recorded = run_script(repo, option, PG_STORE, "--print-command")
+    assert code == 2 and f"{option} holds a password" in err and recorded == {}
+    assert DB_PASSWORD not in out + err
+
+
 def test_a_short_admin_password_is_refused_before_mlflow_starts(repo):
     env = script_env(CGEN_MLFLOW_ADMIN_PASSWORD="short")
     code, out, err, recorded = run_script(repo, "--host", "0.0.0.0", env=env)
