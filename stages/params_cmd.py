@@ -4,6 +4,7 @@ params.yaml (a round-trip YAML editor) and are validated before anything is writ
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections.abc import Mapping
@@ -135,3 +136,42 @@ def rounds(
     text = edit(params, replace=("stic.rounds", new))
     atomic_write_text(params, text)
     typer.echo(f"{params}: stic.rounds r1..r{n} ({len(new) - n} branches kept); run `dvc repro`")
+
+
+DOC = Path("docs/params.md")
+
+
+def reference(params: Path, dvc_file: Path) -> str:
+    """The parameter reference of `params` (pipeline.params_doc), with dvc_file's stage readers."""
+    import typing
+
+    from pipeline.methods.registry import CONFIGS
+    from pipeline.params import Core
+    from pipeline.params_doc import entries, render
+
+    hints = typing.get_type_hints(Core)
+    sections = {**{f.name: hints[f.name] for f in dataclasses.fields(Core)}, **CONFIGS}
+    stages = read_yaml(dvc_file).get("stages") or {}
+    readers = {name: [p for p in (s.get("do", s).get("params") or []) if isinstance(p, str)]
+               for name, s in stages.items()}  # fmt: skip
+    found = entries(sections, read_yaml(params), readers)
+    return render(found, "bin/cgen params doc", sorted(readers))
+
+
+@app.command("doc")
+def doc(
+    out: Annotated[Path, typer.Option("--out", help="where the reference goes")] = DOC,
+    check: Annotated[bool, typer.Option("--check", help="exit 1 if --out is stale")] = False,
+    params: Params = PARAMS_DEFAULT,
+    dvc_file: Annotated[Path, typer.Option("--dvc-file")] = Path("dvc.yaml"),
+) -> None:
+    """Write the parameter reference (every key: type, allowed values, value, readers)."""
+    text = reference(params, dvc_file)
+    if check:
+        if not out.is_file() or out.read_text() != text:
+            typer.echo(f"{out} is stale: run bin/cgen params doc", err=True)
+            raise typer.Exit(1)
+        typer.echo(f"{out}: up to date")
+        return
+    atomic_write_text(out, text)
+    typer.echo(f"{out}: {text.count(chr(10) + '| `')} keys")
