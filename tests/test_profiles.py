@@ -93,6 +93,7 @@ def write_data(params: dict, root: Path) -> None:
     """Ten separable classes in the profile's dataset format: 12 training and 4 test images each
     (one of ten classes' images, so every set's 10 hard samples are one a class)."""
     name = params["data"]["name"]
+    root.mkdir(parents=True, exist_ok=True)  # prepare's dependency, whatever the dataset
     if DATASETS[name].sha256 is not None:
         return  # bundled with a pinned package: nothing to write
     if name == "cifar10":
