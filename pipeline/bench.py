@@ -245,7 +245,7 @@ def run(model, data: ImageSet, device: torch.device, *, chains: int, steps: int,
     rows.append(Result("annealed Langevin (Score-STIC)", "image-steps/s", ann_work / ours,
                        ann_work / naive, ann_work * GRAD_PASS * flops / ours / 1e9))  # fmt: skip
 
-    epoch_work = len(data)
+    epoch_work = len(data) // train_cfg.batch_size * train_cfg.batch_size  # the naive epoch
     plain, naive = timed_pair(
         lambda: train_classifier(
             model, data, train_cfg, device=device, seed=0, where="bench", accel=accel
@@ -253,7 +253,7 @@ def run(model, data: ImageSet, device: torch.device, *, chains: int, steps: int,
         lambda: naive_train_epoch(model, data, train_cfg, device),
     )
     mix = 2 if train_cfg.mixup_alpha > 0 else 1  # the naive loop has no mixup: bench without it
-    seen = epoch_work * train_cfg.epochs
+    seen = train_cfg.steps * train_cfg.batch_size
     train_gf = seen * mix * GRAD_PASS * flops / plain / 1e9
     rows.append(Result("classifier training (real images)", "images/s", seen / plain,
                        epoch_work / naive, train_gf))  # fmt: skip
@@ -289,9 +289,9 @@ def run(model, data: ImageSet, device: torch.device, *, chains: int, steps: int,
         Result(
             "training with synthesis (10 MH steps per batch)",
             "images/s",
-            epoch_work * train_cfg.epochs / synth,
+            seen / synth,
             None,
-            epoch_work * train_cfg.epochs * passes * GRAD_PASS * flops / synth / 1e9,
+            seen * passes * GRAD_PASS * flops / synth / 1e9,
         )
     )
     if evaluation:

@@ -456,10 +456,9 @@ def train_passes(
     image over a whole run: real batch, mixup batch, fakes, and every sampler step of every chain
     (per step), or the per-round synthesis of every chain. A machine-independent cost."""
     t, c = setting.train, setting.chains
-    steps = max(1, n_train // t.batch_size)
     mix = 1 if t.mixup_alpha > 0 and t.mixup_weight > 0 else 0
     fakes = c.batch * (1 + (c.steps if synthesis == "per_step" else 0))
-    total = t.epochs * steps * (t.batch_size * (1 + mix) + fakes)
+    total = t.steps * (t.batch_size * (1 + mix) + fakes)
     if synthesis == "per_round":
         total += c.size * per_round_steps
     return total / n_train

@@ -53,7 +53,8 @@ def profile_costs(
 
     def classifier(stage: str, section, mixup: bool) -> None:
         f = forward_gflops(section.model, "classifier") * GRAD_PASS
-        passes = n_train * section.train.epochs * (2 if mixup else 1)
+        t = section.train
+        passes = t.steps * t.batch_size * (2 if mixup else 1)
         out.append(Cost(stage, section.model.arch, passes, f))
 
     classifier("judge", p.judge, p.judge.train.mixup_alpha > 0)
@@ -78,8 +79,8 @@ def profile_costs(
                     p.jem.eval.hard_per_class * k * (p.jem.eval.steps + 1), base))  # fmt: skip
     s = p.score_stic
     score = forward_gflops(s.model, "score") * GRAD_PASS
-    out.append(Cost("score_train", s.model.arch, n_train * s.train.epochs * SCORE_TRAIN_PASSES,
-                    score))  # fmt: skip
+    out.append(Cost("score_train", s.model.arch,
+                    s.train.steps * s.train.batch_size * SCORE_TRAIN_PASSES, score))  # fmt: skip
     out.append(Cost("score_sample", s.model.arch,
                     (s.sampling.hard_per_class * k + s.sampling.soft) * score_sample_passes(s),
                     score))  # fmt: skip
@@ -88,9 +89,9 @@ def profile_costs(
         g = forward_gflops(v.model, "acgan") * GRAD_PASS
         # a D step on real and fake images and a G step through D: about three passes an image
         out.append(Cost(f"acgan_train@{name}", f"acgan {v.model.arch}",
-                        3 * n_train * v.train.epochs, g))  # fmt: skip
+                        3 * v.train.steps * v.train.batch_size, g))  # fmt: skip
     d = p.regene.decoder
-    out.append(Cost("regene_train", "decoder", n_train * d.epochs,
+    out.append(Cost("regene_train", "decoder", d.steps * d.batch_size,
                     forward_gflops(d, "decoder") * GRAD_PASS))  # fmt: skip
     from pipeline.methods.wang_torr import passes_per_sample, resolution_schedule
 

@@ -1,7 +1,11 @@
 """The one epoch loop every trainer shares (classifier, AC-GAN, ReGene decoder, score classifier):
 resume from a snapshot, a progress bar, a log line and a callback per epoch, a snapshot after it.
 
-A trainer supplies `epoch_fn(epoch) -> row of metrics`; everything around it lives here. With
+A training budget is counted in optimizer steps (`Budget`), so a larger training set does not
+multiply the cost: the steps are laid out as passes over the training set ("epochs"), every pass
+whole but the last, which stops where the budget does. A trainer supplies
+`epoch_fn(epoch) -> row of metrics` and takes its batches from `Budget.batches`; everything
+around it lives here. With
 `reseed`, the global torch RNG is reseeded from (seed, epoch) at every epoch start, so a run
 resumed from a snapshot replays the same randomness as an uninterrupted one.
 """
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,10 +29,45 @@ log = logging.getLogger(__name__)
 EpochCallback = Callable[[int, dict[str, float]], None]
 
 
+@dataclass(frozen=True)
+class Budget:
+    """`steps` optimizer steps of `batch_size` images over a training set of `n` images."""
+
+    steps: int
+    batch_size: int
+    n: int
+
+    @property
+    def per_pass(self) -> int:
+        """Steps of one whole pass (the last incomplete batch is dropped)."""
+        return max(1, self.n // self.batch_size)
+
+    @property
+    def epochs(self) -> int:
+        """Passes the budget spans, the last one possibly partial."""
+        return -(-self.steps // self.per_pass)
+
+    @property
+    def passes_per_image(self) -> float:
+        """Times the average training image is seen: steps x batch size / images."""
+        return self.steps * self.batch_size / self.n
+
+    def steps_in(self, epoch: int) -> int:
+        return min(self.per_pass, self.steps - epoch * self.per_pass)
+
+    def progress(self, epoch: int) -> float:
+        """Share of the budget done when `epoch` starts (learning-rate schedules read it)."""
+        return epoch * self.per_pass / self.steps
+
+    def batches(self, epoch: int, perm: torch.Tensor) -> list[torch.Tensor]:
+        """Epoch `epoch`'s index batches of the permutation `perm` of range(n)."""
+        return batches(self.n, self.batch_size, perm)[: self.steps_in(epoch)]
+
+
 def run_epochs(
     epoch_fn: Callable[[int], dict[str, float]],
     *,
-    epochs: int,
+    budget: Budget,
     desc: str,
     state: Mapping[str, Any],
     snapshots: Snapshots | None = None,
@@ -40,6 +80,7 @@ def run_epochs(
 
     `state`: name -> object with state_dict()/load_state_dict() (modules, optimizers, chain
     buffers), snapshotted with `gen` and the global RNG. `show`: row keys in the progress bar."""
+    epochs = budget.epochs
     start, history = snapshots.restore(state, gen) if snapshots else (0, [])
     bar = tqdm(
         range(start, epochs),

@@ -31,7 +31,7 @@ from pipeline.densities import ClassTerm
 from pipeline.dist import mean_over_ranks, reseed_rank, rows
 from pipeline.errors import ConfigError, check_finite
 from pipeline.infer import logits_of
-from pipeline.loop import EpochCallback, batches, run_epochs
+from pipeline.loop import Budget, EpochCallback, run_epochs
 from pipeline.models import ModelConfig
 from pipeline.resume import Snapshots
 
@@ -41,7 +41,7 @@ EnergyKind = Literal["class", "logsumexp"]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int
+    steps: int  # optimizer steps in all (a budget that does not grow with the training set)
     batch_size: int
     lr: float
     optimizer: Literal["adam", "sgd"]
@@ -51,11 +51,11 @@ class TrainConfig:
     mixup_alpha: float  # lambda ~ Beta(alpha, alpha) (Zhang et al. 2018); 0 turns mixup off
     mixup_weight: float  # beta_mix in the STIC loss
     data_noise: float  # std of Gaussian noise added to real images (JEM: 0.03); 0 = none
-    checkpoint_every: int  # epochs between resume snapshots
+    checkpoint_every: int  # passes over the training set between resume snapshots
 
     def validate(self) -> None:
-        if self.epochs < 1:
-            raise ConfigError("epochs: must be at least 1")
+        if self.steps < 1:
+            raise ConfigError("steps: must be at least 1")
         if self.batch_size < 2:
             raise ConfigError("batch_size: must be at least 2")
         if self.lr <= 0:
@@ -199,10 +199,11 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return numerics.adam(model.parameters(), cfg.lr, weight_decay=cfg.weight_decay)
 
 
-def lr_factor(cfg: TrainConfig, epoch: int) -> float:
+def lr_factor(cfg: TrainConfig, progress: float) -> float:
+    """The learning rate's factor at `progress` (share of the budget done, 0..1)."""
     if cfg.lr_schedule == "constant":
         return 1.0
-    return 0.5 * (1 + math.cos(math.pi * epoch / cfg.epochs))
+    return 0.5 * (1 + math.cos(math.pi * progress))
 
 
 def train_classifier(
@@ -234,13 +235,14 @@ def train_classifier(
     state = {"model": model, "optimizer": opt} | ({"fakes": fakes} if fakes is not None else {})
     k = train.num_classes
     x_all, y_all = train.float_images(), train.labels
+    budget = Budget(cfg.steps, cfg.batch_size, len(train))
 
     def epoch_fn(epoch: int) -> dict[str, float]:
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * lr_factor(cfg, epoch)
+            group["lr"] = cfg.lr * lr_factor(cfg, budget.progress(epoch))
         model.train()
         sums = {"loss": 0.0, "real_ce": 0.0, "mixup_ce": 0.0, "fake": 0.0}
-        steps = batches(len(train), cfg.batch_size, torch.randperm(len(train)))
+        steps = budget.batches(epoch, torch.randperm(len(train)))
         reseed_rank(seed, epoch)
         for step, idx in enumerate(steps):
             idx = idx[rows(len(idx))]  # this rank's share of the batch
@@ -283,7 +285,7 @@ def train_classifier(
 
     history = run_epochs(
         epoch_fn,
-        epochs=cfg.epochs,
+        budget=budget,
         desc=where,
         state=state,
         snapshots=snapshots,

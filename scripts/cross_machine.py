@@ -10,7 +10,7 @@ md5 of every output, then compare two such records.
 `--emulate CPU` runs every stage under `qemu-x86_64 -cpu CPU` (Debian's qemu-user): the libraries
 then see another CPU (e.g. an Intel Haswell: another vendor, other cache sizes), which is what
 decides their kernels, on this machine. Emulation is slow (an import of torch takes ~30 s), so the
-chain runs params.yaml with the epochs, chains and sample counts cut (`--scale`), the
+chain runs params.yaml with the training steps, chains and sample counts cut (`--scale`), the
 architectures and every other setting kept. `--numerics native` runs it unpinned.
 """
 
@@ -37,8 +37,8 @@ def small_params(numerics: str) -> dict:
     p["runtime"]["numerics"] = numerics
     p["tracking"]["enabled"] = False
     for section in ("judge", "judge_b", "baseline"):
-        p[section]["train"]["epochs"] = 2
-    p["stic"]["train"]["epochs"] = 1
+        p[section]["train"]["steps"] = 40
+    p["stic"]["train"]["steps"] = 20
     p["stic"]["chains"].update(size=256, steps=5)
     p["stic"]["eval"].update(hard_per_class=4, soft=10, steps=20, burn_in=5)
     p["stic"]["rounds"] = {"r1": {"prev": "r0"}}

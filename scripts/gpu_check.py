@@ -127,7 +127,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         train, _ = synthetic_cifar(Path(tmp), n_train, max(10, n_train // 5))
     k, shape = train.num_classes, train.shape
-    epoch = dataclasses.replace(base_train, epochs=1)
+    epoch = dataclasses.replace(base_train, steps=max(1, len(train) // base_train.batch_size))
 
     def baseline_epoch(accel: Accel):
         torch.manual_seed(0)
@@ -153,7 +153,7 @@ def main() -> None:
     setting = rnd.setting
     batches = args.stic_batches if cuda else 2
     setting = dataclasses.replace(
-        setting, train=dataclasses.replace(setting.train, epochs=1),
+        setting, train=dataclasses.replace(setting.train, steps=batches),
         chains=dataclasses.replace(setting.chains, size=max(setting.chains.batch * batches, 256)
                                    if cuda else 16, batch=setting.chains.batch if cuda else 4,
                                    steps=setting.chains.steps if cuda else 1),

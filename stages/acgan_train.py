@@ -11,6 +11,7 @@ import typer
 from pipeline.config import to_dict
 from pipeline.config import variant as config_variant
 from pipeline.data import load_image_set
+from pipeline.loop import Budget
 from pipeline.methods import acgan
 from pipeline.resume import Snapshots, fingerprint
 from stages.outputs import TrainOutputs, write_training
@@ -90,6 +91,7 @@ def main(
             title=f"{variant}: losses (D minimises -(L_S + L_C))",
             discriminator_state=d_state,
             method=variant,
-            # D and G steps per real image: about three forward passes per image per epoch
-            train_passes_per_image=3.0 * train_cfg.epochs,
+            # D and G steps: about three forward passes per real image seen
+            train_passes_per_image=3.0
+            * Budget(train_cfg.steps, train_cfg.batch_size, len(data)).passes_per_image,
         )

@@ -43,7 +43,8 @@ def main(
     data = load_image_set(train)
     torch.manual_seed(0)
     model = build_model(model_args(cfg["baseline.model"], data.shape[0], data.num_classes))
-    train_cfg = replace(cfg["baseline.train"], epochs=1, mixup_alpha=0.0)
+    one_pass = max(1, len(data) // cfg["baseline.train"].batch_size)
+    train_cfg = replace(cfg["baseline.train"], steps=one_pass, mixup_alpha=0.0)
     r = cfg["runtime"]
     peak, rows = bench.run(model, data, device, chains=chains, steps=steps, train_cfg=train_cfg,
                            accel=Accel(r.precision, r.channels_last, r.compile))  # fmt: skip

@@ -112,7 +112,8 @@ def main(
                  f"{sum(c_.pflops for c_ in costs):,.0f} | **{total['tf32']:,.0f}** | "
                  f"**{total['bf16']:,.0f}** |")  # fmt: skip
     jem = next(c_ for c_ in costs if c_.stage == "jem_train")
-    per_epoch = jem.hours(rates["tf32"]) * 60 / p.jem.train.epochs
+    t = p.jem.train
+    per_epoch = jem.hours(rates["tf32"]) * 60 / (t.steps * t.batch_size / n_train)
     lines += [
         "",
         f"That is {total['tf32'] / 24:,.1f} GPU-days in TF32 ({total['bf16'] / 24:,.1f} in bf16). "

@@ -73,7 +73,7 @@ def edit(
     return text
 
 
-def _profile(name: str, profiles_dir: Path) -> dict:
+def profile_of(name: str, profiles_dir: Path) -> dict:
     path = profiles_dir / f"{name}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in profiles_dir.glob("*.yaml"))
@@ -83,11 +83,11 @@ def _profile(name: str, profiles_dir: Path) -> dict:
     return read_yaml(path)
 
 
-def _leaves(data: Mapping, prefix: str = "") -> list[tuple[str, object]]:
+def leaves(data: Mapping, prefix: str = "") -> list[tuple[str, object]]:
     out = []
     for key, value in data.items():
         name = f"{prefix}.{key}" if prefix else str(key)
-        out += _leaves(value, name) if isinstance(value, Mapping) and value else [(name, value)]
+        out += leaves(value, name) if isinstance(value, Mapping) and value else [(name, value)]
     return out
 
 
@@ -105,7 +105,7 @@ def apply(
     profiles_dir: Profiles = PROFILES,
 ) -> None:
     """Merge a named profile into the parameter file, keeping its comments."""
-    atomic_write_text(params, edit(params, _profile(name, profiles_dir)))
+    atomic_write_text(params, edit(params, profile_of(name, profiles_dir)))
     typer.echo(f"{params}: profile '{name}' applied; run `dvc repro` (or `make repro`)")
 
 
@@ -116,9 +116,9 @@ def overrides(
     profiles_dir: Profiles = PROFILES,
 ) -> None:
     """Print a profile as `-S key=value` flags for `dvc exp run` (validated first)."""
-    profile = _profile(name, profiles_dir)
+    profile = profile_of(name, profiles_dir)
     parse_params(merge(read_yaml(params), profile))
-    flags = [f"-S '{k}={v if isinstance(v, str) else json.dumps(v)}'" for k, v in _leaves(profile)]
+    flags = [f"-S '{k}={v if isinstance(v, str) else json.dumps(v)}'" for k, v in leaves(profile)]
     typer.echo(" ".join(flags))
 
 

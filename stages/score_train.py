@@ -8,6 +8,7 @@ import typer
 
 from pipeline.config import to_dict
 from pipeline.data import load_image_set
+from pipeline.loop import Budget
 from pipeline.methods.score import NAME, ScoreStiCConfig, accuracy_at, train_score_classifier
 from pipeline.models import build_model, model_args
 from pipeline.resume import Snapshots, fingerprint
@@ -62,8 +63,8 @@ def main(
             on_epoch=lambda epoch, row: st.run.log_metrics(row, step=epoch),
             accel=st.accel,
         )
-        # one double-backward step per image per epoch: counted as one pass
-        passes = float(cfg.train.epochs)
+        # one double-backward step per image seen: counted as one pass
+        passes = Budget(cfg.train.steps, cfg.train.batch_size, len(train_set)).passes_per_image
         write_training(
             st,
             TrainOutputs(model_out, metrics, figure, history_out),

@@ -5,11 +5,11 @@ judge-FID, discriminability, precision, real-test accuracy, acceptance) read fro
 experiment's files through DVC.
 
 FILE is YAML: `round: r1` (a STIC round) or `set: score_stic` (a method's sample set), and
-`settings: {name: {dotted.key: value, ...}, ...}`; every setting
-also gets the file's `base` overrides. With `seeds: [0, 1, 2]` every setting runs once per value
-of runtime.seed (experiments NAME-s0, NAME-s1, ...) and the table shows the seeds side by side
-in each cell. sweeps/stic.yaml is the documented STIC sweep; sweeps/stic_regime.yaml finds
-STIC's working regime (docs/stic.md)."""
+`settings: {name: {dotted.key: value, ...}, ...}`; every setting also gets the file's `profile` (one
+of profiles/, e.g. `profile: digits`) and `base` overrides. With `seeds: [0, 1, 2]` every setting
+runs once per value of runtime.seed (experiments NAME-s0, NAME-s1, ...) and the table shows the
+seeds side by side in each cell. sweeps/stic.yaml is the documented STIC sweep;
+sweeps/stic_regime.yaml finds STIC's working regime (docs/stic.md)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import typer
 from pipeline.config import read_yaml
 from pipeline.errors import ConfigError
 from stages.compare import experiments, made_at, read_json
+from stages.params_cmd import PROFILES, leaves, profile_of
 from stages.seeds import dvc
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -63,9 +64,9 @@ class Grid:
 
 def load(path: Path) -> Grid:
     grid = read_yaml(path)
-    unknown = set(grid) - {"round", "set", "base", "settings", "seeds"}
+    unknown = set(grid) - {"round", "set", "profile", "base", "settings", "seeds"}
     if unknown or "settings" not in grid or ("round" in grid and "set" in grid):
-        raise ConfigError(f"{path}: expected round or set, base, settings and seeds (got "
+        raise ConfigError(f"{path}: expected round or set, profile, base, settings and seeds (got "
                           f"{sorted(grid)})")  # fmt: skip
     seeds = grid.get("seeds") or []
     if not isinstance(seeds, list) or not all(isinstance(s, int) for s in seeds):
@@ -75,7 +76,8 @@ def load(path: Path) -> Grid:
     else:
         name = grid.get("round", "r1")
         stage = f"evaluate_round@{name}"
-    return Grid(name, grid.get("base") or {}, grid["settings"], tuple(seeds), stage)
+    base = dict(leaves(profile_of(grid["profile"], PROFILES))) if grid.get("profile") else {}
+    return Grid(name, base | (grid.get("base") or {}), grid["settings"], tuple(seeds), stage)
 
 
 def cell(values: list, digits: int) -> str:

@@ -33,22 +33,22 @@ def real_params_dict() -> dict:
 
 # method -> dotted overrides of its params.yaml section that make it a toy (every method has one)
 TINY: dict[str, dict[str, Any]] = {
-    "stic": {"train.epochs": 1, "chains.size": 40, "chains.batch": 16, "chains.steps": 2,
+    "stic": {"train.steps": 22, "chains.size": 40, "chains.batch": 16, "chains.steps": 2,
              "per_round_steps": 2, "eval.hard_per_class": 3, "eval.soft": 6, "eval.steps": 3,
              "eval.burn_in": 1,
              "rounds": {"r1": {"prev": "r0"}, "r2": {"prev": "r1"},
                         "no_mh": {"prev": "r0", "sampler": {"mh": False, "adapt": False}}}},
-    "jem": {"train.epochs": 1, "model.width": 4, "chains.size": 40, "chains.batch": 16,
+    "jem": {"train.steps": 22, "model.width": 4, "chains.size": 40, "chains.batch": 16,
             "chains.steps": 2, "eval.hard_per_class": 3, "eval.steps": 3},
-    "score_stic": {"train.epochs": 1, "model.width": 4, "noise.levels": 2,
+    "score_stic": {"train.steps": 22, "model.width": 4, "noise.levels": 2,
                    "sampling.steps_per_level": 2, "sampling.hard_per_class": 3,
                    "sampling.soft": 6},
     "attentive_stic": {"round": "r2", "draw.glimpses": 2, "draw.steps_per_glimpse": 2,
                        "draw.window": 4, "draw.hard_per_class": 3},
     "sgld": {},  # it draws as JEM's evaluation does, cut above
-    "regene": {"decoder.epochs": 1, "decoder.width": 4, "decoder.batch_size": 20,
+    "regene": {"decoder.steps": 22, "decoder.width": 4, "decoder.batch_size": 20,
                "combine.per_class": 3},
-    "acgan": {"model.width": 4, "model.z_dim": 8, "train.epochs": 1, "train.batch_size": 20,
+    "acgan": {"model.width": 4, "model.z_dim": 8, "train.steps": 22, "train.batch_size": 20,
               "sample.per_class": 3, "variants": {"acgan": {}}},
     "wang_torr": {"sampler.steps_per_resolution": 2, "sampler.num_views": 2,
                   "sampler.samples_per_class": 3,
@@ -60,18 +60,19 @@ TINY: dict[str, dict[str, Any]] = {
 
 
 def shrink(params: dict, tracking_uri: str | None = None) -> dict:
-    """params.yaml at toy scale: 8x8 images, 1-epoch tiny networks, few steps, 3 samples per class,
+    """params.yaml at toy scale: the 8x8 digits, tiny networks trained about one pass (22 steps),
+    few sampler steps, 3 samples per class,
     tracking into `tracking_uri` (off when None). The core sections are cut here; every method is
     cut by its `TINY` overrides below; a test checks every method has an entry."""
 
     p = copy.deepcopy(params)
     p["runtime"].update(device="cpu", threads=1)
     p["tracking"].update(uri=tracking_uri, enabled=tracking_uri is not None, system_metrics=False)
-    p["data"]["image_size"] = 8
+    p["data"].update(name="digits", image_size=8)
     for section in ("judge", "judge_b"):
-        p[section]["train"]["epochs"] = 1
+        p[section]["train"]["steps"] = 22
     # ReGene needs correctly classified images of every class: r0 must learn something
-    p["baseline"]["train"].update(epochs=3, lr=0.02)
+    p["baseline"]["train"].update(steps=66, lr=0.02)
     p["judge"]["model"]["width"] = 6
     p["judge_b"]["model"]["width"] = 4
     p["baseline"]["model"]["width"] = 4
@@ -133,9 +134,9 @@ def tiny_section(key: str, cls: type, **overrides):
 
 
 def tiny_train(**overrides) -> TrainConfig:
-    """The baseline's training recipe at toy scale: 2 epochs of 16-image batches at lr 0.01, no
-    mixup and no data noise unless `overrides` say otherwise."""
-    base = {"epochs": 2, "batch_size": 16, "lr": 0.01, "mixup_alpha": 0.0, "data_noise": 0.0}
+    """The baseline's training recipe at toy scale: 6 steps of 16-image batches (2 passes over
+    `tiny_data`) at lr 0.01, no mixup and no data noise unless `overrides` say otherwise."""
+    base = {"steps": 6, "batch_size": 16, "lr": 0.01, "mixup_alpha": 0.0, "data_noise": 0.0}
     return tiny_section("baseline.train", TrainConfig, **(base | overrides))
 
 

@@ -18,11 +18,11 @@ CPU = torch.device("cpu")
 
 
 def trained(tiny_data, accel=OFF, device=CPU, dtypes: set | None = None):
-    """A small CNN trained 8 epochs; `dtypes` collects the dtypes its head computed in."""
+    """A small CNN trained 8 passes; `dtypes` collects the dtypes its head computed in."""
     model = fresh()
     if dtypes is not None:
         model.head.register_forward_hook(lambda m, i, out: dtypes.add(out.dtype))
-    cfg = tiny_train(epochs=8, lr_schedule="cosine")
+    cfg = tiny_train(steps=24, lr_schedule="cosine")
     train_classifier(model, tiny_data, cfg, device=device, seed=1, where="t", accel=accel)
     return model, evaluate_classifier(model, tiny_data)["accuracy"]
 

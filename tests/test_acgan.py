@@ -13,7 +13,7 @@ from pipeline.methods import acgan
 
 LOG3 = math.log(3.0)
 MODEL = acgan.ACGANModelConfig(arch="small", z_dim=8, width=4, dropout=0.5)
-TRAIN = tiny_section("acgan.train", acgan.ACGANTrainConfig, epochs=2, batch_size=20)
+TRAIN = tiny_section("acgan.train", acgan.ACGANTrainConfig, steps=6, batch_size=20)
 
 
 def test_discriminator_loss_hand_computed():

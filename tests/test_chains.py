@@ -113,8 +113,8 @@ def test_per_step_training_moves_the_chains_and_adapts_their_steps(tiny_data):
 def test_persistent_chains_survive_a_resume_bit_for_bit(tiny_data, tmp_path):
     ref_model = fresh()
     _, ref_buf = train_against_chains(ref_model, tiny_data, replace(SETTING, train=replace(
-        SETTING.train, epochs=3)), "per_step", device=CPU, seed=1, where="ref")  # fmt: skip
-    setting = replace(SETTING, train=replace(SETTING.train, epochs=3))
+        SETTING.train, steps=9)), "per_step", device=CPU, seed=1, where="ref")  # fmt: skip
+    setting = replace(SETTING, train=replace(SETTING.train, steps=9))
     snaps = Snapshots(tmp_path / "resume.pt", "f", 1, "x")
 
     def crash(epoch, row):
@@ -187,11 +187,12 @@ def test_evaluation_set_uses_fresh_chains(tiny_data):
 
 
 def test_train_passes_count_every_forward_pass():
-    t = replace(SETTING.train, epochs=2, batch_size=10, mixup_alpha=0.2)
+    t = replace(SETTING.train, steps=20, batch_size=10, mixup_alpha=0.2)
     s = replace(SETTING, train=t, chains=replace(SETTING.chains, batch=10, steps=5))
-    # 100 images: 10 steps per epoch, each 10 real + 10 mixup + 10 fakes * (1 + 5 steps)
-    assert train_passes(s, 100, "per_step", 0) == 2 * 10 * (10 + 10 + 60) / 100
-    assert train_passes(s, 100, "per_round", 7) == (2 * 10 * 30 + 40 * 7) / 100
+    # 20 steps, each 10 real + 10 mixup + 10 fakes * (1 + 5 steps), over 100 images
+    assert train_passes(s, 100, "per_step", 0) == 20 * (10 + 10 + 60) / 100
+    assert train_passes(s, 100, "per_round", 7) == (20 * 30 + 40 * 7) / 100
+    assert train_passes(s, 1000, "per_step", 0) == train_passes(s, 100, "per_step", 0) / 10
 
 
 def test_evaluation_chains_start_where_eps_start_says():
@@ -214,7 +215,7 @@ def test_working_regime_keeps_acceptance_near_its_target(tiny_data):
     model = build_model(model_args(cfg, 1, 4))
     setting = replace(
         SETTING,
-        train=replace(SETTING.train, epochs=3, mixup_alpha=0.0, lr=1e-3),
+        train=replace(SETTING.train, steps=9, mixup_alpha=0.0, lr=1e-3),
         chains=replace(SETTING.chains, steps=10, soft_share=0.0, restart=0.05),
         sampler=replace(
             SETTING.sampler,

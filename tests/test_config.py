@@ -15,7 +15,7 @@ from pipeline.params import Params, load_params, parse_params
 def test_committed_params_are_valid(real_params):
     params = parse_params(real_params)
     assert isinstance(params, Params)
-    assert params.data.name == "digits"
+    assert params.data.name == "mnist5k"
 
 
 @pytest.mark.parametrize(
@@ -23,12 +23,12 @@ def test_committed_params_are_valid(real_params):
     [
         (lambda p: p["baseline"]["train"].update(epochz=3), "baseline.train.epochz: unknown key"),
         (
-            lambda p: p["baseline"]["train"].update(epochs="3"),
-            "baseline.train.epochs: expected an integer",
+            lambda p: p["baseline"]["train"].update(steps="3"),
+            "baseline.train.steps: expected an integer",
         ),
         (
-            lambda p: p["baseline"]["train"].update(epochs=True),
-            "baseline.train.epochs: expected an integer",
+            lambda p: p["baseline"]["train"].update(steps=True),
+            "baseline.train.steps: expected an integer",
         ),
         (lambda p: p["judge"].pop("seed"), "judge.seed: missing key"),
         (lambda p: p["data"].update(name="imagenet"), "data.name: must be one of"),
@@ -112,8 +112,8 @@ def test_float_accepts_int_but_int_refuses_float(real_params):
     p = copy.deepcopy(real_params)
     p["baseline"]["train"]["lr"] = 1
     assert parse_params(p).baseline.train.lr == 1.0
-    p["baseline"]["train"]["epochs"] = 2.5
-    with pytest.raises(ConfigError, match="epochs"):
+    p["baseline"]["train"]["steps"] = 2.5
+    with pytest.raises(ConfigError, match="steps"):
         parse_params(p)
 
 
@@ -193,7 +193,7 @@ def test_load_sections_reads_only_what_it_is_asked(tmp_path, real_params):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(p))
     cfg = load_sections(path, {"eval.metrics": EvalConfig, "data.name": str})
-    assert cfg["data.name"] == "digits" and cfg["eval.metrics"].num_samples == 200
+    assert cfg["data.name"] == "mnist5k" and cfg["eval.metrics"].num_samples == 200
     p["eval"]["metrics"]["seed"] = "zero"
     path.write_text(yaml.safe_dump(p))
     with pytest.raises(ConfigError, match=r"params.yaml: eval.metrics.seed: expected an integer"):

@@ -116,9 +116,9 @@ def test_sharded_sampling_equals_one_process_bit_for_bit(data, tmp_path, tiny_pa
 
 @pytest.mark.slow
 def test_ddp_training_matches_one_process_and_rank_zero_alone_tracks(data, tmp_path, tiny_params):
-    """The judge (5 epochs on the digits at 8x8) trained by one process and by two DDP ranks on
+    """The judge (5 passes over the digits at 8x8) trained by one process and by two DDP ranks on
     halves of the same global batches: test accuracy within 5 points; one MLflow run per stage."""
-    tiny_params["judge"]["train"]["epochs"] = 5
+    tiny_params["judge"]["train"]["steps"] = 110
     accs = {}
     for n in (1, 2):
         db = tmp_path / f"mlflow{n}.db"
@@ -138,7 +138,7 @@ def test_a_killed_two_process_run_resumes_to_the_uninterrupted_result(data, tmp_
     """SIGKILL the torchrun launcher of a 2-process JEM run (persistent chains, sharded) after its
     first snapshot (its workers die with it, pipeline.dist); the rerun resumes from it and ends
     exactly where an uninterrupted 2-process run ends."""
-    tiny_params["jem"]["train"].update(epochs=4, checkpoint_every=1)
+    tiny_params["jem"]["train"].update(steps=88, checkpoint_every=1)
     two = params_file(tmp_path, tiny_params, 2, "p2")
     cgen(*train_cmd("jem", data, tmp_path / "full", two))
     resume = tmp_path / "resume.pt"

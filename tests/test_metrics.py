@@ -49,7 +49,7 @@ def _judge(data, epochs: int):
     cfg = ModelConfig(arch="judge_cnn", width=6, dropout=0.0, norm="batch")
     args = model_args(cfg, in_channels=1, num_outputs=3)
     model = build_model(args)
-    cfg = tiny_train(epochs=max(1, epochs), batch_size=20, lr_schedule="cosine")
+    cfg = tiny_train(steps=4 * max(1, epochs), batch_size=20, lr_schedule="cosine")
     if epochs:
         train_classifier(model, data, cfg, device=torch.device("cpu"), seed=0, where="test")
     return model.eval(), args

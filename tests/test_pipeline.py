@@ -52,7 +52,7 @@ def test_tiny_rgb_folder_dataset_runs_the_whole_pipeline_to_the_report(tmp_path)
     params["data"].update(name="folder", root=str(data), num_classes=4, channels=3)
     # ReGene combines correctly classified images of every class: on ~76 training images the
     # baseline needs more than shrink()'s few batches of 64 to leave chance (CI saw 0.25)
-    params["baseline"]["train"].update(batch_size=8, epochs=6)
+    params["baseline"]["train"].update(batch_size=8, steps=54)
     params["eval"]["metrics"]["num_samples"] = 200  # capped to the 20 held-out images
     per_class = 5  # every set needs n = 20 hard samples of 4 classes
     params["stic"]["eval"]["hard_per_class"] = per_class

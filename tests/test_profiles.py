@@ -1,12 +1,12 @@
-"""Every profile in profiles/ runs end to end before anyone spends a GPU on it: tiny data written
-in the profile's real on-disk format (CIFAR-10 pickles with batches.meta, MNIST idx), the profile
-applied as `bin/cgen params apply` applies it, then only sizes cut (epochs, chains, sampler steps,
-samples per class, rounds kept r1 and r2 and one ablation), the networks and every other choice
-of the profile kept (a Wide-ResNet-28-10 and a ResNet-18 on 3x32x32 for a batch or two), through
-every stage to the report, with `dvc repro`. One change of kind is forced by this machine: the
-device is the CPU. A profile that names Inception weights gets a random file of their structure
-(tests/support.write_random_inception), so the Inception path runs and the report's published
-table appears."""
+"""Every profile in profiles/ runs end to end before anyone spends a GPU on it: tiny data written in
+the profile's real on-disk format (CIFAR-10 pickles with batches.meta, MNIST idx), the profile
+applied as `bin/cgen params apply` applies it, then only sizes cut (training steps, chains, sampler
+steps, samples per class, rounds kept r1 and r2 and one ablation), the networks and every other
+choice of the profile kept (a Wide-ResNet-28-10 and a ResNet-18 on 3x32x32 for a batch or two),
+through every stage to the report, with `dvc repro`. One change of kind is forced by this machine:
+the device is the CPU. A profile that names Inception weights gets a random file of their structure
+(tests/support.write_random_inception), so the Inception path runs and the report's published table
+appears."""
 
 from __future__ import annotations
 
@@ -53,27 +53,30 @@ def sizes_cut(params: dict) -> dict:
     p["runtime"].update(device="cpu", threads=2)
     p["tracking"]["enabled"] = False
     for section in ("judge", "judge_b", "baseline"):
-        p[section]["train"].update(epochs=1)
+        p[section]["train"].update(steps=2)
     stic = p["stic"]
-    stic["train"]["epochs"] = 1
+    stic["train"]["steps"] = 2
     stic["chains"].update(size=20, batch=4, steps=1)
     stic["per_round_steps"] = 1
     stic["eval"].update(hard_per_class=1, soft=2, steps=2, burn_in=1)
     ablation = next(k for k, v in stic["rounds"].items() if v.get("prev") == "r0" and k != "r1")
     stic["rounds"] = {"r1": stic["rounds"]["r1"], "r2": stic["rounds"]["r2"],
                       ablation: stic["rounds"][ablation]}  # fmt: skip
-    p["jem"]["train"]["epochs"] = 1
+    for rnd in stic["rounds"].values():
+        if "train" in rnd:
+            rnd["train"] = {**rnd["train"], "steps": 1}
+    p["jem"]["train"]["steps"] = 2
     p["jem"]["chains"].update(size=20, batch=4, steps=1)
     p["jem"]["eval"].update(hard_per_class=1, steps=2)
-    p["score_stic"]["train"]["epochs"] = 1
+    p["score_stic"]["train"]["steps"] = 2
     p["score_stic"]["noise"]["levels"] = 2
     p["score_stic"]["sampling"].update(steps_per_level=1, hard_per_class=1, soft=2)
     p["attentive_stic"].update(round="r2")
     p["attentive_stic"]["draw"].update(glimpses=1, steps_per_glimpse=1, hard_per_class=1)
-    p["acgan"]["train"]["epochs"] = 1
+    p["acgan"]["train"]["steps"] = 2
     p["acgan"]["sample"]["per_class"] = 1
     p["acgan"]["variants"] = {"acgan": p["acgan"]["variants"].get("acgan", {})}
-    p["regene"]["decoder"]["epochs"] = 1
+    p["regene"]["decoder"]["steps"] = 2
     p["regene"]["combine"].update(per_class=1, pool="labelled")  # a batch or two: a class may
     # have no correctly classified image yet
     p["wang_torr"]["sampler"].update(steps_per_resolution=1, num_views=1, samples_per_class=2)

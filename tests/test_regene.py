@@ -101,7 +101,7 @@ def test_decoder_learns_to_reconstruct(tiny_data):
     torch.manual_seed(0)
     dec = regene.Decoder(z.shape[1], 1, 8, width=8)
     before = regene.reconstruction_error(dec, z, x)
-    cfg = regene.DecoderConfig(epochs=15, batch_size=20, width=8, lr=0.01)
+    cfg = regene.DecoderConfig(steps=45, batch_size=20, width=8, lr=0.01)
     history = regene.train_decoder(dec, z, x, cfg, torch.Generator().manual_seed(0))
     after = regene.reconstruction_error(dec, z, x)
     assert len(history) == 15 and after < 0.5 * before

@@ -36,7 +36,7 @@ def test_same_params_same_output_bytes(tmp_path, offline_params):
 @pytest.mark.slow
 def test_sigkill_mid_training_then_rerun_completes(tmp_path, tiny_params):
     tiny_params["tracking"]["enabled"] = False
-    tiny_params["baseline"]["train"].update(epochs=12, checkpoint_every=1)
+    tiny_params["baseline"]["train"].update(steps=264, checkpoint_every=1)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(tiny_params))
     d = tmp_path / "run"

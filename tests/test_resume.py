@@ -32,7 +32,7 @@ def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 def run_acgan(data, snapshots=None, on_epoch=None, init_seed=0):
     model = acgan.ACGANModelConfig(arch="small", z_dim=8, width=4, dropout=0.5)
-    cfg = tiny_section("acgan.train", acgan.ACGANTrainConfig, epochs=4, batch_size=20)
+    cfg = tiny_section("acgan.train", acgan.ACGANTrainConfig, steps=12, batch_size=20)
     torch.manual_seed(init_seed)
     g, d = acgan.build(acgan.model_args(3, 1, 8, model))
     torch.manual_seed(1)  # dropout draws from the global generator
@@ -66,7 +66,7 @@ def run_decoder(snapshots=None, on_epoch=None, init_seed=0):
     z, x = torch.randn(60, 8, generator=gen), torch.rand(60, 1, 8, 8, generator=gen) * 2 - 1
     torch.manual_seed(init_seed)
     dec = regene.Decoder(8, 1, 8, width=4)
-    cfg = regene.DecoderConfig(width=4, epochs=4, batch_size=16, lr=0.002)
+    cfg = regene.DecoderConfig(width=4, steps=12, batch_size=16, lr=0.002)
     history = regene.train_decoder(
         dec, z, x, cfg, torch.Generator().manual_seed(3), on_epoch=on_epoch, snapshots=snapshots
     )

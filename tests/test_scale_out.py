@@ -122,7 +122,7 @@ def spool_run(root: Path, uri: str, experiment: str = "scale-out") -> None:
     figure.write_bytes(b"not really a png")
     tags = {"pipeline.id": "exp-1", "dvc.stage": "judge", "dvc.experiment": "exp-1"}
     with Tracker(cfg, root=root, run_name="judge", tags=tags,
-                 params={"judge": {"train": {"epochs": 2}}}) as run:  # fmt: skip
+                 params={"judge": {"train": {"steps": 44}}}) as run:  # fmt: skip
         run.log_history([{"loss": 2.0}, {"loss": 1.0}])
         run.log_artifact(figure, "figures")
 
@@ -147,7 +147,7 @@ def test_the_flusher_delivers_runs_and_artifacts_to_the_server(server, tmp_path,
     run = runs["judge"]
     assert run.info.status == "FINISHED"
     assert run.data.tags["dvc.experiment"] == "exp-1"
-    assert run.data.params["judge.train.epochs"] == "2"
+    assert run.data.params["judge.train.steps"] == "44"
     assert run.data.tags["mlflow.parentRunId"] == runs["pipeline exp-1"].info.run_id
     assert [m.value for m in client.get_metric_history(run.info.run_id, "loss")] == [2.0, 1.0]
     assert [a.path for a in client.list_artifacts(run.info.run_id, "figures")] == [

@@ -58,7 +58,7 @@ def test_score_classifier_learns_and_samples_in_the_box(tiny_data, real_params):
 
     cfg = from_dict(ScoreStiCConfig, real_params["score_stic"], "score_stic")
     cfg = replace(cfg, model=replace(cfg.model, width=4),
-                  train=replace(cfg.train, epochs=30, batch_size=16, lr=0.01),
+                  train=replace(cfg.train, steps=90, batch_size=16, lr=0.01),
                   noise=replace(cfg.noise, levels=3),
                   sampling=replace(cfg.sampling, steps_per_level=2))  # fmt: skip
     torch.manual_seed(0)

@@ -46,7 +46,7 @@ def test_overrides_apply_to_their_round_only(real_params):
     assert no_gram.setting.sampler.mh == stic.sampler.mh
     r2 = round_settings(stic, "r2")  # continues r1 on a shorter budget; r1 from scratch
     assert (r1.init, r2.init) == ("scratch", "prev")
-    assert r2.setting.train.epochs < r1.setting.train.epochs
+    assert r2.setting.train.steps < r1.setting.train.steps
     assert round_settings(stic, "hard_only").setting.chains.soft_share == 0.0
 
 

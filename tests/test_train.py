@@ -51,7 +51,7 @@ def test_energies():
 
 def test_training_learns_separable_data(tiny_data):
     model = fresh()
-    cfg = replace(CFG, epochs=8, mixup_alpha=0.2)
+    cfg = replace(CFG, steps=24, mixup_alpha=0.2)
     before = evaluate_classifier(model, tiny_data)["accuracy"]
     train_classifier(model, tiny_data, cfg, device=CPU, seed=1, where="t")
     after = evaluate_classifier(model, tiny_data)["accuracy"]
@@ -67,7 +67,7 @@ def test_same_seed_same_weights(tiny_data):
 
 
 def test_resume_after_interruption_equals_uninterrupted(tiny_data, tmp_path):
-    cfg = replace(CFG, epochs=3, mixup_alpha=0.2)
+    cfg = replace(CFG, steps=9, mixup_alpha=0.2)
     ref = fresh()
     train_classifier(ref, tiny_data, cfg, device=CPU, seed=2, where="ref")
     snaps = Snapshots(tmp_path / "resume.pt", "f", 1, "x")
@@ -112,7 +112,7 @@ def test_fake_losses_push_fakes_away(tiny_data, mode):
     fakes = torch.rand(30, 1, 8, 8) * 2 - 1
     targets = torch.eye(k)[torch.arange(30) % k]
     pool = FixedPool(fakes, targets, 16, torch.Generator().manual_seed(0))
-    train_classifier(model, tiny_data, replace(CFG, epochs=30), device=CPU, seed=0, where="f",
+    train_classifier(model, tiny_data, replace(CFG, steps=90), device=CPU, seed=0, where="f",
                      fakes=pool, loss=loss)  # fmt: skip
     with torch.no_grad():
         real_logits, fake_logits = model(tiny_data.float_images()), model(fakes)
@@ -133,7 +133,7 @@ def test_energy_l2_bounds_the_energies(tiny_data):
         model = fresh()
         pool = FixedPool(fakes, targets, 16, torch.Generator().manual_seed(0))
         loss = LossConfig("energy", 1.0, "class", l2)
-        train_classifier(model, tiny_data, replace(CFG, epochs=20, lr=0.03), device=CPU, seed=0,
+        train_classifier(model, tiny_data, replace(CFG, steps=60, lr=0.03), device=CPU, seed=0,
                          where="e", fakes=pool, loss=loss)  # fmt: skip
         with torch.no_grad():
             sizes[l2] = model(fakes).abs().mean().item()

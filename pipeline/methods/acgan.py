@@ -29,7 +29,7 @@ from pipeline.config import Overrides, variant
 from pipeline.dist import mean_over_ranks, rows
 from pipeline.errors import ConfigError, check_finite
 from pipeline.infer import device_of
-from pipeline.loop import EpochCallback, run_epochs
+from pipeline.loop import Budget, EpochCallback, run_epochs
 from pipeline.resume import Snapshots
 from pipeline.samples import class_labels
 
@@ -69,7 +69,7 @@ class ACGANModelConfig:
 
 @dataclass(frozen=True)
 class ACGANTrainConfig:
-    epochs: int
+    steps: int  # D + G steps in all
     batch_size: int  # paper: 100
     lr: float  # paper: Adam 2e-4
     beta1: float  # paper: 0.5
@@ -77,8 +77,8 @@ class ACGANTrainConfig:
     generator_loss: GeneratorLoss  # non_saturating (reference code) | minimax (paper's literal)
 
     def validate(self) -> None:
-        if self.epochs < 1 or self.batch_size < 2:
-            raise ConfigError("epochs: must be at least 1 and batch_size at least 2")
+        if self.steps < 1 or self.batch_size < 2:
+            raise ConfigError("steps: must be at least 1 and batch_size at least 2")
         if self.lr <= 0 or not 0 <= self.beta1 < 1 or not 0 <= self.beta2 < 1:
             raise ConfigError("lr: must be positive, beta1 and beta2 in [0, 1)")
 
@@ -318,16 +318,15 @@ def train(
     opt_d = numerics.adam(discriminator.parameters(), cfg.lr, betas=(cfg.beta1, cfg.beta2))
     k, dev = generator.num_classes, device_of(generator)
     g_net, d_net = training_net(generator, accel), training_net(discriminator, accel)
-    steps = max(1, len(images) // cfg.batch_size)
+    budget = Budget(cfg.steps, cfg.batch_size, len(images))
     state = {"generator": generator, "discriminator": discriminator, "opt_g": opt_g, "opt_d": opt_d}
 
     def epoch_fn(epoch: int) -> dict[str, float]:
         generator.train()
         discriminator.train()
         sums: dict[str, float] = {}
-        perm = torch.randperm(len(images), generator=gen)
-        for step in range(steps):
-            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        steps = budget.batches(epoch, torch.randperm(len(images), generator=gen))
+        for step, idx in enumerate(steps):
             b = len(idx)
             z = torch.randn(b, generator.fc[0].in_features - k, generator=gen)
             y_fake = torch.randint(k, (b,), generator=gen)
@@ -365,11 +364,11 @@ def train(
             }
             for key, v in row.items():
                 sums[key] = sums.get(key, 0.0) + v
-        return mean_over_ranks({key: v / steps for key, v in sums.items()})
+        return mean_over_ranks({key: v / len(steps) for key, v in sums.items()})
 
     history = run_epochs(
         epoch_fn,
-        epochs=cfg.epochs,
+        budget=budget,
         desc="acgan",
         state=state,
         snapshots=snapshots,

@@ -28,7 +28,7 @@ from pipeline.dist import mean_over_ranks, rows
 from pipeline.draws import dirichlet
 from pipeline.errors import ConfigError, DataError
 from pipeline.infer import batched, device_of
-from pipeline.loop import EpochCallback, run_epochs
+from pipeline.loop import Budget, EpochCallback, run_epochs
 from pipeline.resume import Snapshots
 from pipeline.samples import class_labels
 
@@ -39,13 +39,13 @@ NAME = "regene"
 @dataclass(frozen=True)
 class DecoderConfig:
     width: int  # decoder base channel count
-    epochs: int
+    steps: int  # optimizer steps in all
     batch_size: int
     lr: float  # Adam
 
     def validate(self) -> None:
-        if self.width < 1 or self.epochs < 1 or self.batch_size < 2:
-            raise ConfigError("width: and epochs must be >= 1, batch_size >= 2")
+        if self.width < 1 or self.steps < 1 or self.batch_size < 2:
+            raise ConfigError("width: and steps must be >= 1, batch_size >= 2")
         if self.lr <= 0:
             raise ConfigError("lr: must be positive")
 
@@ -147,14 +147,13 @@ def train_decoder(
     opt = numerics.adam(decoder.parameters(), cfg.lr)
     dev = device_of(decoder)
     net = training_net(decoder, accel)  # DDP, channels-last, compiled when asked (pipeline.accel)
-    steps = max(1, len(latents) // cfg.batch_size)
+    budget = Budget(cfg.steps, cfg.batch_size, len(latents))
 
     def epoch_fn(epoch: int) -> dict[str, float]:
         decoder.train()
-        perm = torch.randperm(len(latents), generator=gen)
+        steps = budget.batches(epoch, torch.randperm(len(latents), generator=gen))
         total = 0.0
-        for step in range(steps):
-            idx = perm[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+        for idx in steps:
             idx = idx[rows(len(idx))]  # this rank's share of the batch
             with autocast(dev, accel):  # bf16 when runtime.precision asks (pipeline.accel)
                 loss = F.mse_loss(net(latents[idx].to(dev)), images[idx].to(dev))
@@ -162,11 +161,11 @@ def train_decoder(
             loss.backward()
             opt.step()
             total += loss.item()
-        return mean_over_ranks({"train_mse": total / steps})
+        return mean_over_ranks({"train_mse": total / len(steps)})
 
     history = run_epochs(
         epoch_fn,
-        epochs=cfg.epochs,
+        budget=budget,
         desc="regene decoder",
         state={"decoder": decoder, "optimizer": opt},
         snapshots=snapshots,

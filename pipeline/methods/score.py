@@ -35,7 +35,7 @@ from pipeline.dist import chain_rows, mean_over_ranks, reseed_rank, rows, share
 from pipeline.errors import ConfigError, check_finite
 from pipeline.eval_sets import eval_targets
 from pipeline.infer import batched
-from pipeline.loop import EpochCallback, batches, run_epochs
+from pipeline.loop import Budget, EpochCallback, run_epochs
 from pipeline.models import ModelConfig, ScoreCNN
 from pipeline.resume import Snapshots
 from pipeline.samplers import (
@@ -154,13 +154,14 @@ def train_score_classifier(
     opt = make_optimizer(model, cfg.train)
     sigmas = torch.tensor(cfg.noise.sigmas)
     x_all, y_all = train.float_images(), train.labels
+    budget = Budget(cfg.train.steps, cfg.train.batch_size, len(train))
 
     def epoch_fn(epoch: int) -> dict[str, float]:
         for group in opt.param_groups:
-            group["lr"] = cfg.train.lr * lr_factor(cfg.train, epoch)
+            group["lr"] = cfg.train.lr * lr_factor(cfg.train, budget.progress(epoch))
         model.train()
         sums = {"loss": 0.0, "ce": 0.0, "dsm": 0.0}
-        steps = batches(len(train), cfg.train.batch_size, torch.randperm(len(train)))
+        steps = budget.batches(epoch, torch.randperm(len(train)))
         reseed_rank(seed, epoch)
         for step, idx in enumerate(steps):
             idx = idx[rows(len(idx))]  # this rank's share of the batch
@@ -184,7 +185,7 @@ def train_score_classifier(
 
     history = run_epochs(
         epoch_fn,
-        epochs=cfg.train.epochs,
+        budget=budget,
         desc=NAME,
         state={"model": model, "optimizer": opt},
         snapshots=snapshots,
