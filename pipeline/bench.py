@@ -265,7 +265,7 @@ def run(model, data: ImageSet, device: torch.device, *, chains: int, steps: int,
                            seen * mix * GRAD_PASS * flops / seconds / 1e9))  # fmt: skip
     setting = ChainTraining(
         train_cfg,
-        LossConfig("extra_class", 1.0, "class", 0.0),
+        LossConfig("extra_class", 1.0, "class", 0.0, "matched"),
         ChainsConfig(
             size=max(train_cfg.batch_size, 256),
             batch=train_cfg.batch_size,

@@ -37,6 +37,7 @@ from pipeline.resume import Snapshots
 
 FakeMode = Literal["extra_class", "energy"]
 EnergyKind = Literal["class", "logsumexp"]
+SamplerTarget = Literal["matched", "logit"]
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,8 @@ class LossConfig:
     fake_weight: float  # beta_fake; 0 trains like the baseline loop while the chains still run
     energy: EnergyKind  # energy mode: class-conditional logit (p(x, y)) or logsumexp (p(x))
     energy_l2: float  # energy mode: weight of the squared energies (bounds the loss); 0 = JEM
+    target: SamplerTarget  # matched: the sampler ascends the term the loss shapes | logit: the
+    # class logit whatever the loss (STIC: "gradient ascent with respect to the class logits")
 
     def validate(self) -> None:
         if self.fake_weight < 0 or self.energy_l2 < 0:
@@ -106,8 +109,10 @@ class LossConfig:
 
     @property
     def class_term(self) -> ClassTerm:
-        """The sampler target that matches this loss (a sampler must ascend what the loss
-        shapes: log softmax over K+1 for the fake class, the logit or logsumexp for energies)."""
+        """What the sampler ascends: with `target: matched`, what the loss shapes (log softmax
+        over K+1 for the fake class, the logit or logsumexp for energies); else the class logit."""
+        if self.target == "logit":
+            return "logit"
         if self.fake_mode == "extra_class":
             return "log_softmax"
         return "logit" if self.energy == "class" else "logsumexp"

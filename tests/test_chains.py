@@ -29,7 +29,7 @@ from pipeline.train import LossConfig, train_classifier
 CPU = torch.device("cpu")
 SETTING = ChainTraining(
     train=tiny_train(lr_schedule="constant", mixup_alpha=0.2, data_noise=0.03),
-    loss=LossConfig("extra_class", 1.0, "class", 0.0),
+    loss=LossConfig("extra_class", 1.0, "class", 0.0, "matched"),
     chains=ChainsConfig(
         size=40,
         batch=16,

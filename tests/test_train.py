@@ -107,7 +107,7 @@ def test_nan_loss_stops_with_where_and_value(tiny_data):
 @pytest.mark.parametrize("mode", ["extra_class", "energy"])
 def test_fake_losses_push_fakes_away(tiny_data, mode):
     k = tiny_data.num_classes
-    loss = LossConfig(mode, 1.0, "class", 0.0)
+    loss = LossConfig(mode, 1.0, "class", 0.0, "matched")
     model = fresh(num_outputs=loss.outputs(k))
     fakes = torch.rand(30, 1, 8, 8) * 2 - 1
     targets = torch.eye(k)[torch.arange(30) % k]
@@ -132,9 +132,22 @@ def test_energy_l2_bounds_the_energies(tiny_data):
     for l2 in (0.0, 1.0):
         model = fresh()
         pool = FixedPool(fakes, targets, 16, torch.Generator().manual_seed(0))
-        loss = LossConfig("energy", 1.0, "class", l2)
+        loss = LossConfig("energy", 1.0, "class", l2, "matched")
         train_classifier(model, tiny_data, replace(CFG, steps=60, lr=0.03), device=CPU, seed=0,
                          where="e", fakes=pool, loss=loss)  # fmt: skip
         with torch.no_grad():
             sizes[l2] = model(fakes).abs().mean().item()
     assert sizes[1.0] < sizes[0.0]
+
+
+def test_the_sampler_target_is_the_losss_term_unless_the_logit_is_asked():
+    terms = {
+        (mode, energy, target): LossConfig(mode, 1.0, energy, 0.0, target).class_term
+        for mode in ("extra_class", "energy")
+        for energy in ("class", "logsumexp")
+        for target in ("matched", "logit")
+    }
+    assert terms[("extra_class", "class", "matched")] == "log_softmax"
+    assert terms[("energy", "class", "matched")] == "logit"
+    assert terms[("energy", "logsumexp", "matched")] == "logsumexp"
+    assert {t for (_, _, target), t in terms.items() if target == "logit"} == {"logit"}
