@@ -43,6 +43,8 @@ HELPER_COMMANDS: dict[str, Command] = {
                      "benchmark samplers, training and evaluation against naive loops"),
     "where": Command("stages.where", "where the results and the MLflow runs are"),
     "repro": Command("stages.repro", "dvc repro with the run's progress (stage k of N, elapsed)"),
+    "sample": Command("stages.sample_cmd",
+                      "draw samples of chosen classes from a trained model of the pipeline"),
     "machine": Command("stages.machine", "does this machine compute the committed numbers?"),
     "dvc-deps": Command("stages.dvc_deps",
                         "check or write dvc.yaml's module deps from the imports"),
