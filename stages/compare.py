@@ -5,13 +5,20 @@ seed-* (made by `cgen seeds`) or the ones named, and reads each experiment's eva
 sampling files at its revision (`dvc.api.read`: from DVC's cache, where queued experiments put
 their outputs); the claims are judged on the per-seed differences (pipeline.compare).
 
+Each experiment's numbers are written first to a small file, reports/seeds/NAME.json (every set
+it ran, its revision and base commit, the SHA-256 of its params.yaml), and the page is made from
+those files: commit them, and `cgen compare --committed` remakes the same page in a clone that
+has none of the experiments.
+
 An experiment queued with `--target` runs only what the named stages need; its dvc.lock keeps
 the other stages' entries, and their files, from its base commit (another seed's results). Those
 are found from the lock itself (`not_made`) and read as "not run", never as this seed's."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,10 +26,11 @@ from typing import Annotated, Any
 import typer
 
 from pipeline.errors import DataError
-from pipeline.io import atomic_write_text
+from pipeline.io import atomic_write_json, atomic_write_text
 from stages.seeds import PREFIX
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+SEEDS_DIR = Path("reports/seeds")
 
 
 def experiments(
@@ -124,13 +132,65 @@ def read_json(path: str, rev: str, made: Callable[[str], bool]) -> dict[str, Any
         return None
 
 
+def seed_record(exp: str, rev: str, names: list[str]) -> dict[str, Any]:
+    """One experiment's numbers (every set of `names` it made, and r0's test accuracy) with where
+    they come from: its revision, the commit it was run on, the SHA-256 of its params.yaml."""
+    import dvc.api
+
+    made = made_at(rev)
+    rows: dict[str, dict[str, Any]] = {}
+    for name in names:
+        ev = read_json(f"reports/eval/{name}.json", rev, made)
+        if ev is not None:
+            rows[name] = {**(read_json(f"reports/sampling/{name}.json", rev, made) or {}), **ev}
+    r0 = read_json("reports/train/r0.json", rev, made) or {}
+    rows["r0"] = {"classifier_test_accuracy": r0.get("test_accuracy")}
+    base = subprocess.run(["git", "rev-parse", f"{rev}^"], capture_output=True, text=True)
+    params_text = dvc.api.read("params.yaml", rev=rev)
+    return {
+        "experiment": exp,
+        "rev": rev,
+        "base_commit": base.stdout.strip() or None,
+        "params_sha256": hashlib.sha256(params_text.encode()).hexdigest(),
+        "sets": rows,
+    }
+
+
+def committed_records(folder: Path, names: list[str]) -> list[dict[str, Any]]:
+    """The per-seed files of `folder` (those of `names` when given), in name order."""
+    paths = sorted(folder.glob("*.json"))
+    if names:
+        missing = [n for n in names if not (folder / f"{n}.json").is_file()]
+        if missing:
+            raise DataError(f"{folder}: no per-seed file for {', '.join(missing)}")
+        paths = [folder / f"{n}.json" for n in names]
+    if not paths:
+        raise DataError(f"{folder}: no per-seed files; run `bin/cgen compare` where the seed "
+                        f"experiments are")  # fmt: skip
+    return [json.loads(p.read_text()) for p in paths]
+
+
+def sources_block(records: list[dict[str, Any]], folder: Path) -> list:
+    """Where every number of the page comes from: one committed file per experiment."""
+    rows = [[r["experiment"], f"{folder / r['experiment']}.json", str(r["rev"])[:10],
+             str(r["base_commit"] or "–")[:10], r["params_sha256"][:16], str(len(r["sets"]) - 1)]
+            for r in records]  # fmt: skip
+    return [("h2", "Sources"),
+            ("table", ["experiment", "numbers", "revision", "run on commit", "params.yaml sha256",
+                       "sets"], rows)]  # fmt: skip
+
+
 @app.command()
 def main(
     names: Annotated[list[str] | None, typer.Argument(help="experiments (default: seed-*)")] = None,
     md: Annotated[Path, typer.Option("--md")] = Path("reports/compare.md"),
     html_out: Annotated[Path, typer.Option("--html")] = Path("reports/compare.html"),
+    committed: Annotated[
+        bool, typer.Option("--committed", help="from the per-seed files, without the experiments")
+    ] = False,
+    seeds_dir: Annotated[Path, typer.Option("--seeds-dir")] = SEEDS_DIR,
 ) -> None:
-    """Write the across-seed report of the seed experiments."""
+    """Write the across-seed report of the seed experiments (or of their committed files)."""
     from pipeline import methods
     from pipeline.compare import compare_blocks
     from pipeline.methods.stic import chain_rounds
@@ -142,22 +202,22 @@ def main(
     rounds = params.stic.rounds
     chain = chain_rounds(rounds)
     names_in_table = [*rounds, *params.eval.methods, "real"]
-    runs: dict[str, dict[str, dict[str, Any]]] = {}
-    for exp, rev in experiments(names or []).items():
-        made = made_at(rev)
-        rows: dict[str, dict[str, Any]] = {}
-        for name in names_in_table:
-            ev = read_json(f"reports/eval/{name}.json", rev, made)
-            if ev is not None:
-                rows[name] = {**(read_json(f"reports/sampling/{name}.json", rev, made) or {}), **ev}
-        r0 = read_json("reports/train/r0.json", rev, made) or {}
-        rows["r0"] = {"classifier_test_accuracy": r0.get("test_accuracy")}
-        runs[exp] = rows
-        typer.echo(f"{exp} ({rev}): {len(rows) - 1} sets")
+    if committed:
+        records = committed_records(seeds_dir, names or [])
+    else:
+        records = []
+        for exp, rev in experiments(names or []).items():
+            record = seed_record(exp, rev, names_in_table)
+            atomic_write_json(seeds_dir / f"{exp}.json", record)
+            records.append(json.loads((seeds_dir / f"{exp}.json").read_text()))
+            typer.echo(f"{exp} ({rev}): {len(record['sets']) - 1} sets -> {seeds_dir}/{exp}.json")
+    records.sort(key=lambda r: r["experiment"])  # the same page from either source
+    runs = {r["experiment"]: r["sets"] for r in records}
     table = [(n, f"STIC {n}" if n in rounds else label(n)) for n in names_in_table]
     made_by, nulls = methods.makers(params.methods), params.references.nulls
     blocks = compare_blocks(runs, table, chain, lambda n: methods.null_of(n, made_by, nulls),
                             params.data.num_classes)  # fmt: skip
+    blocks += sources_block(records, seeds_dir)
     atomic_write_text(md, render_markdown(blocks, md.parent))
     atomic_write_text(html_out, render_html(blocks, lambda p: Path(p).read_bytes()))
     typer.echo(f"compare: {md} and {html_out} ({len(runs)} experiments)")
