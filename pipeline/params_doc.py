@@ -37,12 +37,13 @@ class Entry:
 
 
 def field_comments(cls: type) -> dict[str, str]:
-    """Field name -> its comment: the comment lines right above the field and the one after it."""
+    """Field name -> its comment: the comment lines right above the field, the one after it, and
+    comment lines that continue it (below it, with no field after them)."""
     try:
         lines = inspect.getsource(cls).splitlines()
     except (OSError, TypeError):
         return {}
-    out, above = {}, []
+    out, above, last = {}, [], None
     for line in lines[1:]:
         if m := COMMENT.match(line):
             above.append(m.group(1).strip())
@@ -50,6 +51,12 @@ def field_comments(cls: type) -> dict[str, str]:
         m = FIELD.match(line)
         if m and m.group(1) in {f.name for f in dataclasses.fields(cls)}:
             out[m.group(1)] = " ".join([*above, m.group(2) or ""]).strip()
+            last = m.group(1)
+        elif above and last is not None:  # the last field's comment, continued below it
+            out[last] = " ".join([out[last], *above]).strip()
+            last = None
+        else:
+            last = None
         above = []
     return out
 

@@ -9,7 +9,7 @@ import yaml
 from support import ROOT, real_params_dict
 
 from pipeline.params_doc import entries, field_checks, field_comments
-from pipeline.train import TrainConfig
+from pipeline.train import LossConfig, TrainConfig
 from stages.cli import main
 from stages.params_cmd import DOC, reference
 
@@ -33,6 +33,9 @@ def test_comments_and_checks_come_from_the_dataclass():
     assert comments["momentum"] == "sgd only"
     assert checks["momentum"] == ["momentum: must be in [0, 1)"]
     assert "weight_decay: must be >= 0" in checks["weight_decay"]
+    loss = field_comments(LossConfig)  # a comment continued on the line below its field
+    assert loss["target"].endswith('"gradient ascent with respect to the class logits")')
+    assert "class logit" not in loss["energy_l2"]
 
 
 def test_a_changed_value_makes_the_page_stale(tmp_path, capsys):
