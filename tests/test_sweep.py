@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
+from support import ROOT
 
 from pipeline.errors import ConfigError
 from stages.sweep import Grid, cell, flag, load, render
@@ -23,6 +24,25 @@ def test_a_grid_with_seeds_runs_every_setting_once_per_seed(tmp_path):
     assert load(path).stage == "evaluate_method@score_stic"
     path.write_text(yaml.safe_dump({"settings": {}, "seeds": ["0"]}))
     with pytest.raises(ConfigError, match="seeds"):
+        load(path)
+
+
+def test_a_grid_applies_its_profile_under_its_base(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # profiles/ of the project
+    path = tmp_path / "grid.yaml"
+    grid = {
+        "round": "r1",
+        "profile": "digits",
+        "base": {"stic.train.steps": 7},
+        "settings": {"x": {}},
+    }
+    path.write_text(yaml.safe_dump(grid))
+    ((_, _, overrides),) = load(path).runs()
+    assert overrides["data.name"] == "digits" and overrides["judge.train.steps"] == 330
+    assert overrides["stic.rounds.r2.train.steps"] == 110
+    assert overrides["stic.train.steps"] == 7  # the base wins over the profile
+    path.write_text(yaml.safe_dump({"round": "r1", "profile": "nope", "settings": {"x": {}}}))
+    with pytest.raises(ConfigError, match="profile 'nope' not found"):
         load(path)
 
 
