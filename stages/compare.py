@@ -209,6 +209,7 @@ def main(
         for exp, rev in experiments(names or []).items():
             record = seed_record(exp, rev, names_in_table)
             atomic_write_json(seeds_dir / f"{exp}.json", record)
+            # read back: the page is made from the file's numbers, as `--committed` makes it
             records.append(json.loads((seeds_dir / f"{exp}.json").read_text()))
             typer.echo(f"{exp} ({rev}): {len(record['sets']) - 1} sets -> {seeds_dir}/{exp}.json")
     records.sort(key=lambda r: r["experiment"])  # the same page from either source
