@@ -21,6 +21,8 @@ from pipeline.methods import METHODS, Command  # light: names and strings, no me
 # The pipeline's own commands; each generation method's come from its registry entry
 # (pipeline.methods). command -> (module whose `app` runs it, one-line summary for `cgen --help`)
 CORE: dict[str, Command] = {
+    "code-hashes": Command("stages.code_hashes",
+                           "the code stage: SHA-256 of the modules each stage command runs"),
     "prepare": Command("stages.prepare", "write the fixed train/test split of data.name"),
     "check": Command("stages.check", "the parameter gate: validate params.yaml against the data"),
     "classifier": Command("stages.classifier",

@@ -1,17 +1,24 @@
-"""`cgen dvc-deps`: the module dependencies of every dvc.yaml stage, written from the imports.
+"""`cgen dvc-deps`: the code dependencies of every dvc.yaml stage, written from the imports.
 
-A stage's module deps are every project file its command runs: the dispatcher (`python -m
+The code a stage runs is every project file its command executes: the dispatcher (`python -m
 stages`), the command's module (`stages.cli.COMMANDS`) and what they import, transitively (top
-level or inside functions), plus the packages' `__init__` files where they hold code. Written by
-hand they drift; this command computes them from the source (`closure`) and, with `--write`,
-rewrites each stage's `.py` deps in dvc.yaml in place (its other deps, its comments and its
-layout kept). Without `--write` it lists what differs and exits 1 when anything does, which is
-what the contract test checks: the committed dvc.yaml is what this command writes.
+level or inside functions), plus the packages' `__init__` files where they hold code (`closure`).
+One stage, `code` (`cgen code-hashes`, stages/code_hashes.py), depends on every such module and
+writes, per stage command, the SHA-256 of each file that command runs (`listing`); every other
+stage depends on its command's listing alone. A stage therefore reruns exactly when a module it
+runs changes, and dvc.lock records each module once instead of once per stage (the lock, which
+DVC parses and rewrites after every stage, is a third of the size).
+
+Written by hand these deps drift; this command computes them and, with `--write`, rewrites
+dvc.yaml's code deps in place (the other deps, comments and layout kept). Without `--write` it
+lists what differs and exits 1 when anything does, which is what the contract test checks: the
+committed dvc.yaml is what this command writes.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
 import re
 from pathlib import Path
 from typing import Annotated
@@ -80,19 +87,63 @@ def closure(module: str, root: Path) -> set[str]:
     return files
 
 
-def stage_module(cmd: str) -> str:
-    """The module a stage's command runs: `bin/cgen NAME ...` -> COMMANDS[NAME]."""
+CODE_COMMAND = "code-hashes"  # the code stage's command
+
+
+def stage_command(cmd: str) -> str:
+    """The command a stage runs: `bin/cgen NAME ...` -> NAME."""
     from stages.cli import COMMANDS
 
     match = re.match(r"\s*bin/cgen (\S+)", cmd)
     if not match or match.group(1) not in COMMANDS:
         raise ValueError(f"a stage command must start with bin/cgen COMMAND: {cmd[:60]!r}")
-    return COMMANDS[match.group(1)][0]
+    return match.group(1)
+
+
+def stage_module(cmd: str) -> str:
+    """The module a stage's command runs: `bin/cgen NAME ...` -> COMMANDS[NAME]."""
+    from stages.cli import COMMANDS
+
+    return COMMANDS[stage_command(cmd)][0]
+
+
+def command_closure(command: str, root: Path) -> set[str]:
+    """What a command runs: the dispatcher (`python -m stages`) and the command's module."""
+    from stages.cli import COMMANDS
+
+    return closure("stages.__main__", root) | closure(COMMANDS[command][0], root)
 
 
 def stage_closure(cmd: str, root: Path) -> set[str]:
-    """What a stage command runs: the dispatcher (`python -m stages`) and the command's module."""
-    return closure("stages.__main__", root) | closure(stage_module(cmd), root)
+    return command_closure(stage_command(cmd), root)
+
+
+def listed_commands() -> list[str]:
+    """The commands the code stage writes a listing for: every stage command but its own."""
+    from stages.cli import COMMANDS, HELPERS
+
+    return sorted(c for c in COMMANDS if c not in HELPERS and c != CODE_COMMAND)
+
+
+def listing(command: str, root: Path) -> str:
+    """The code a command runs as `sha256sum` lines ("<hex>  <path>"), sorted by path: it changes
+    exactly when one of those files does (`sha256sum -c` checks a checkout against it)."""
+    return "".join(
+        f"{hashlib.sha256((root / f).read_bytes()).hexdigest()}  {f}\n"
+        for f in sorted(command_closure(command, root))
+    )
+
+
+def code_deps(cmd: str, code_dir: str, root: Path) -> list[str]:
+    """A stage's code deps: the code stage's, every module a stage command runs (its own
+    included); any other stage's, its command's listing in `code_dir`."""
+    command = stage_command(cmd)
+    if command != CODE_COMMAND:
+        return [f"{code_dir}/{command}.txt"]
+    modules = command_closure(CODE_COMMAND, root)
+    for c in listed_commands():
+        modules |= command_closure(c, root)
+    return sorted(modules)
 
 
 ITEM = re.compile(r"^(\s*)- (\S.*)$")
@@ -101,8 +152,8 @@ KEY = re.compile(r"^(\s*)([A-Za-z_@${}.-]+):(.*)$")
 
 
 def rewrite(text: str, root: Path) -> str:
-    """dvc.yaml's text with each stage's `.py` deps replaced by its closure (sorted, after the
-    stage's other deps), everything else untouched."""
+    """dvc.yaml's text with each stage's code deps replaced by `code_deps` (after the stage's
+    other deps), everything else untouched."""
     import yaml
 
     cmds = {}
@@ -110,6 +161,13 @@ def rewrite(text: str, root: Path) -> str:
         body = stage.get("do", stage)
         cmd = body["cmd"]
         cmds[name] = " ".join(cmd) if isinstance(cmd, list) else cmd
+    code_dir = next(
+        (m.group(1) for c in cmds.values() if stage_command(c) == CODE_COMMAND
+         for m in [re.search(r"--out (\S+)", c)] if m),
+        None,
+    )  # fmt: skip
+    if code_dir is None:
+        raise ValueError(f"no stage runs `bin/cgen {CODE_COMMAND} --out DIR` (the code stage)")
     lines = text.splitlines(keepends=True)
     out: list[str] = []
     stage = None
@@ -136,8 +194,9 @@ def rewrite(text: str, root: Path) -> str:
                 comments = []
                 i += 1
             indent = indent or " " * (len(key.group(1)) + 2)
-            kept = [(c, d) for c, d in items if not d.endswith(".py")]
-            code = [([], d) for d in sorted(stage_closure(cmds[stage], root))]
+            code_dep = re.compile(rf"(.*\.py|{re.escape(code_dir)}/.*)$")
+            kept = [(c, d) for c, d in items if not code_dep.match(d)]
+            code = [([], d) for d in code_deps(cmds[stage], code_dir, root)]
             out += [text for c, d in [*kept, *code] for text in [*c, f"{indent}- {d}\n"]]
             out += comments  # a comment after the last dep stays where it was
             continue
@@ -147,7 +206,7 @@ def rewrite(text: str, root: Path) -> str:
 
 
 def dep_counts(text: str) -> tuple[int, int]:
-    """(dependency entries, of which .py files) over dvc.yaml's stages (a foreach counts once)."""
+    """(dependency entries, of which modules) over dvc.yaml's stages (a foreach counts once)."""
     import yaml
 
     stages = yaml.safe_load(text).get("stages") or {}
@@ -172,7 +231,7 @@ def main(
     if write:
         path.write_text(new)
         n, py = dep_counts(new)
-        typer.echo(f"{dvc_file}: module deps rewritten ({n} deps, {py} of them modules)")
+        typer.echo(f"{dvc_file}: code deps rewritten ({n} deps, {py} of them modules)")
         return
     import difflib
 

@@ -1,12 +1,14 @@
-"""dvc.yaml and params.yaml agree with the code: every module a stage runs is a dependency of that
-stage (followed through imports, transitively), every params key exists and covers the sections
-the stage reads, every path lives in the stage's command."""
+"""dvc.yaml and params.yaml agree with the code: every module a stage runs (followed through
+imports, transitively) is in its command's listing, which the stage depends on, and a dependency
+of the code stage that writes the listings; every params key exists and covers the sections the
+stage reads; every path lives in the stage's command."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 from stages import dvc_deps as deps
@@ -59,54 +61,85 @@ def test_no_stage_lists_a_dependency_twice():
         assert len(deps) == len(set(deps)), f"{name}: a dependency listed twice"
 
 
+CODE = (
+    "  code:\n    cmd: bin/cgen code-hashes --out build/code\n    deps:\n      - old.py\n"
+    "    outs:\n      - build/code:\n          cache: false\n"
+)
+
+
 def test_rewrite_keeps_a_comment_with_its_dep_and_reads_past_it():
     text = (
-        "stages:\n  prepare:\n    cmd: bin/cgen prepare --train-out x\n    deps:\n"
+        "stages:\n" + CODE + "  prepare:\n    cmd: bin/cgen prepare --train-out x\n    deps:\n"
         "      # the data\n      - ${data.root}\n      - pipeline/old_module.py\n"
         "    params:\n      - data\n"
     )
     new = deps.rewrite(text, ROOT)
-    body = new.split("    deps:\n")[1].split("    params:")[0].splitlines()
-    assert body[:2] == ["      # the data", "      - ${data.root}"]
-    assert "pipeline/old_module.py" not in new and "      - stages/prepare.py" in body
-    assert deps.rewrite(new, ROOT) == new
+    body = new.split("  prepare:")[1].split("    deps:\n")[1].split("    params:")[0].splitlines()
+    assert body == ["      # the data", "      - ${data.root}", "      - build/code/prepare.txt"]
+    assert "pipeline/old_module.py" not in new and deps.rewrite(new, ROOT) == new
 
 
-def test_rewrite_replaces_module_deps_and_keeps_the_rest(tmp_path):
+def test_rewrite_replaces_code_deps_and_keeps_the_rest():
     text = (
-        "stages:\n  # a comment\n  judge:\n    cmd: bin/cgen classifier --section judge\n"
-        "    deps:\n      - data/prepared/train.pt\n      - pipeline/old_module.py\n"
-        "    params:\n      - judge\n"
+        "stages:\n  # a comment\n"
+        + CODE
+        + "  judge:\n    cmd: bin/cgen classifier --section judge\n    deps:\n"
+        "      - data/prepared/train.pt\n      - pipeline/old_module.py\n"
+        "      - build/code/prepare.txt\n    params:\n      - judge\n"
     )
     new = deps.rewrite(text, ROOT)
-    assert "# a comment" in new and "pipeline/old_module.py" not in new
+    assert "# a comment" in new and "pipeline/old_module.py" not in new and "old.py" not in new
     lines = new.splitlines()
     first = lines.index("      - data/prepared/train.pt")
-    assert lines[first + 1 : first + 3] == [
-        "      - pipeline/accel.py",
-        "      - pipeline/checkpoint.py",
-    ]
-    assert "    params:" in lines and "      - judge" in lines
+    assert lines[first + 1 : first + 3] == ["      - build/code/classifier.txt", "    params:"]
+    code = new.split("  code:")[1].split("    outs:")[0]
+    assert "      - stages/classifier.py\n" in code and "      - stages/code_hashes.py\n" in code
+    assert "      - pipeline/accel.py\n      - pipeline/chains.py\n" in code
 
 
-def test_every_module_a_stage_runs_is_a_dependency_of_it():
+def test_rewrite_needs_the_code_stage():
+    text = "stages:\n  prepare:\n    cmd: bin/cgen prepare --train-out x\n    deps:\n      - a\n"
+    with pytest.raises(ValueError, match="code stage"):
+        deps.rewrite(text, ROOT)
+
+
+def _code_stage(dvc):
+    return next(s for _, s in _stages(dvc) if deps.stage_command(_cmd(s)) == deps.CODE_COMMAND)
+
+
+def test_every_stage_depends_on_its_commands_listing_alone():
     dvc, _ = _load()
-    missing = []
+    wrong = []
     for name, stage in _stages(dvc):
-        deps = set(_entries(stage, "deps"))
-        missing += [f"{name}: {m}" for m in sorted(stage_closure(_cmd(stage)) - deps)]
-    assert not missing, "modules a stage runs but does not list in deps:\n" + "\n".join(missing)
+        command = deps.stage_command(_cmd(stage))
+        if command == deps.CODE_COMMAND:
+            continue
+        code = [d for d in _entries(stage, "deps") if d.endswith(".py") or d.startswith("build/")]
+        if code != [f"build/code/{command}.txt"]:
+            wrong.append(f"{name}: {code}")
+    assert not wrong, "stages whose code deps are not their command's listing:\n" + "\n".join(wrong)
 
 
-def test_no_stage_lists_a_module_it_does_not_run():
+def test_the_code_stage_depends_on_every_module_a_stage_runs_and_no_other():
     dvc, _ = _load()
-    extra = []
-    for name, stage in _stages(dvc):
-        code = {d for d in _entries(stage, "deps") if d.endswith(".py")}
-        extra += [f"{name}: {m}" for m in sorted(code - stage_closure(_cmd(stage)))]
-    assert not extra, "deps that the stage never runs (they rerun it for nothing):\n" + "\n".join(
-        extra
-    )
+    listed = set(_entries(_code_stage(dvc), "deps"))
+    run = {m for _, stage in _stages(dvc) for m in stage_closure(_cmd(stage))}
+    assert run - listed == set(), "modules a stage runs that the code stage does not hash"
+    assert listed - run == set(), "code-stage deps that no stage runs (they rerun it for nothing)"
+
+
+def test_a_listing_is_the_hash_of_every_file_its_command_runs():
+    import hashlib
+
+    lines = deps.listing("classifier", ROOT).splitlines()
+    paths = [line.split("  ", 1)[1] for line in lines]
+    assert paths == sorted(stage_closure("bin/cgen classifier --section judge"))
+    for line in lines:
+        digest, path = line.split("  ", 1)
+        assert digest == hashlib.sha256((ROOT / path).read_bytes()).hexdigest()
+    assert set(deps.listed_commands()) == {
+        deps.stage_command(_cmd(s)) for _, s in _stages(_load()[0])
+    } - {deps.CODE_COMMAND}, "a listing per stage command, each used by a stage"
 
 
 def test_closure_follows_imports_transitively(tmp_path):
@@ -190,6 +223,7 @@ def test_every_static_dep_exists_or_is_produced():
     }
     for name, stage in _stages(dvc):
         for dep in _entries(stage, "deps"):
-            if "${" in dep or dep in produced or any(p.startswith(dep + "/") for p in produced):
+            inside = any(p.startswith(dep + "/") or dep.startswith(p + "/") for p in produced)
+            if "${" in dep or dep in produced or inside:
                 continue
             assert (ROOT / dep).exists(), f"{name}: dep {dep} does not exist"

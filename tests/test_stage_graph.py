@@ -1,7 +1,8 @@
 """The stage graph is exact: a code change reruns the stages that run the changed code, and only
-those, as DVC itself decides it (`dvc status` in a scratch copy of the project).
+those, as DVC itself decides it (`dvc status` in a scratch copy of the project, after the code
+stage wrote the listings of the code each stage command runs, as `dvc repro` does first).
 
-The scratch copy's dvc.lock gets every module dependency's current hash first, so that what
+The scratch copy's dvc.lock gets every code dependency's current hash first, so that what
 `dvc status` then reports stale is what the mutation made stale, whatever state the committed
 lock is in. A module that is loaded by name (importlib) would hide from the generated graph; the
 static check below refuses any, but the dispatcher's, whose targets the generator resolves.
@@ -22,7 +23,9 @@ from support import DVC, ROOT, clean_env
 
 from pipeline.methods import SAMPLER_SOURCES
 from pipeline.nulls import SOURCES
+from stages.code_hashes import write_listings
 
+CODE_DIR = "build/code"  # the code stage's --out in dvc.yaml
 DISPATCHER = "stages/cli.py"  # runs `module.app` of the command's module, found by name
 LOADERS = {("importlib", "import_module"), ("importlib", "__import__"), (None, "__import__"),
            (None, "import_module"), ("importlib.util", "spec_from_file_location"),
@@ -84,7 +87,8 @@ def _md5(path: Path) -> str:
 
 def scratch_copy(tmp_path: Path, source: Path = ROOT) -> Path:
     """The project's files as a clone holds them (what git tracks, and new files it does not
-    ignore), in a new git repository, with dvc.lock's module hashes made current."""
+    ignore), in a new git repository, with the code listings written and dvc.lock's code hashes
+    made current."""
     repo = tmp_path / "graph"
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
@@ -95,22 +99,28 @@ def scratch_copy(tmp_path: Path, source: Path = ROOT) -> Path:
             (repo / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source / name, repo / name)
     subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    refresh_module_hashes(repo)
+    write_listings(repo / CODE_DIR, repo)
+    refresh_code_hashes(repo)
     return repo
 
 
-def refresh_module_hashes(repo: Path) -> None:
-    """Give each locked stage the module deps dvc.yaml lists, at their current hashes (its other
-    deps, params and outs as they were locked)."""
+def _is_code(dep: str) -> bool:
+    return dep.endswith(".py") or dep.startswith(CODE_DIR + "/")
+
+
+def refresh_code_hashes(repo: Path) -> None:
+    """Give each locked stage the code deps dvc.yaml lists (the code stage its modules, every
+    other stage its command's listing), at their current hashes (its other deps, params and outs
+    as they were locked)."""
     stages = yaml.safe_load((repo / "dvc.yaml").read_text())["stages"]
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     for name, entry in lock["stages"].items():
         spec = stages[name.split("@")[0]]
-        modules = [d for d in spec.get("do", spec).get("deps", []) if d.endswith(".py")]
-        kept = [d for d in entry.get("deps", []) if not d["path"].endswith(".py")]
+        code = [d for d in spec.get("do", spec).get("deps", []) if _is_code(d)]
+        kept = [d for d in entry.get("deps", []) if not _is_code(d["path"])]
         entry["deps"] = kept + [
             {"path": m, "hash": "md5", "md5": _md5(repo / m), "size": (repo / m).stat().st_size}
-            for m in modules
+            for m in code
         ]
     (repo / "dvc.lock").write_text(yaml.safe_dump(lock, sort_keys=False))
 
@@ -129,29 +139,32 @@ def stale_deps(repo: Path) -> dict[str, set[str]]:
     return out
 
 
-def stale_modules(repo: Path) -> dict[str, set[str]]:
-    """Stage -> the module deps `dvc status` reports changed."""
-    stale = {s: {p for p in deps if p.endswith(".py")} for s, deps in stale_deps(repo).items()}
-    return {s: mods for s, mods in stale.items() if mods}
+def stale_code(repo: Path) -> dict[str, set[str]]:
+    """Stage -> the code deps `dvc status` reports changed (the code stage aside: any module
+    edit makes it stale)."""
+    stale = {s: {p for p in deps if _is_code(p)} for s, deps in stale_deps(repo).items()}
+    return {s: code for s, code in stale.items() if code and s != "code"}
 
 
 def stale_after(repo: Path, path: str, old: str | None = None, new: str = "") -> set[str]:
-    """The stages `dvc status` calls stale after an edit of `path`: `old` replaced by `new`, or
-    (no `old`) a comment appended. The file is restored afterwards."""
+    """The stages `dvc status` calls stale after an edit of `path` (`old` replaced by `new`, or,
+    with no `old`, a comment appended) and the code stage's run. Both are undone afterwards."""
     file = repo / path
     text = file.read_text()
     assert old is None or old in text, f"{path}: no {old!r} to edit"
     file.write_text(text.replace(old, new, 1) if old else text + "\n# an edit\n")
     try:
-        return set(stale_modules(repo))
+        write_listings(repo / CODE_DIR, repo)
+        return set(stale_code(repo))
     finally:
         file.write_text(text)
+        write_listings(repo / CODE_DIR, repo)
 
 
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory):
     repo = scratch_copy(tmp_path_factory.mktemp("graph"))
-    assert stale_modules(repo) == {}, "the scratch lock is current: nothing is stale before"
+    assert stale_code(repo) == {}, "the scratch lock is current: nothing is stale before"
     return repo
 
 
@@ -188,3 +201,17 @@ def test_a_replaced_data_file_reruns_prepare(graph):
     finally:
         shutil.rmtree(graph / "data" / "raw" / "MNIST")
     assert {s for s, deps in stale.items() if "data/raw" in deps} == {"prepare"}
+
+
+def test_a_module_edit_makes_the_code_stage_stale_and_a_helper_edit_nothing(graph):
+    """`dvc status` names the code stage as soon as a module a stage runs changes (the listings
+    it rewrites then decide the rest); a helper command's module runs in no stage."""
+    for path, stale in (("pipeline/samplers.py", True), ("stages/sweep.py", False)):
+        file = graph / path
+        text = file.read_text()
+        file.write_text(text + "\n# an edit\n")
+        try:
+            assert (path in stale_deps(graph).get("code", set())) is stale, path
+        finally:
+            file.write_text(text)
+    assert stale_after(graph, "stages/sweep.py") == set()
