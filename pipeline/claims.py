@@ -11,6 +11,17 @@ classifier), in a claimed direction. A verdict needs an interval for what is com
   it excludes zero in the other, *inconclusive* otherwise.
 A claim whose rows were not run says so; nothing is guessed.
 
+Two judges read every claim about samples (judge-FID, discriminability): judge A, on whose
+numbers settings are chosen, and judge B, a classifier of another architecture and seed. Each
+gives a verdict by the rules here, its own generation test included; the claim's verdict is
+theirs where they agree and *judge-dependent* where they do not (both readings are shown).
+Claims judge B cannot read (a classifier's accuracy, the interpolation error, which the main
+judge's class probabilities define, the label guarantee) rest on judge A alone.
+
+Each claim is of one of two kinds: a *paper* claim, worded as the paper words it and carrying the
+words it rests on (`source`, quoted in docs/methods.md), or an *ablation* hypothesis of this
+project (a component's effect, a control or a peer comparison no paper states).
+
 A claim about samples can only be tested between sets that generate: two sets of noise differ
 in judge-FID without either being a generator. So each side of such a claim first passes the
 generation test (`generates`): its discriminability interval lies above chance's (the Wilson
@@ -26,14 +37,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Better = Literal["lower", "higher"]
+Kind = Literal["paper", "ablation"]
 Verdict = Literal[
     "reproduced",
     "not reproduced",
     "inconclusive",
+    "judge-dependent",
     "not run",
     "untestable: neither side generates",
     "only the claimed side generates",
@@ -42,8 +55,28 @@ Verdict = Literal[
 NEITHER: Verdict = "untestable: neither side generates"
 ONLY_A: Verdict = "only the claimed side generates"
 ONLY_B: Verdict = "only the other side generates"
-# metrics of sample sets: a claim on them needs both sides to generate (module docstring)
-SAMPLE_METRICS = frozenset({"judge_fid", "fid_x2", "discriminability", "interpolation_error"})
+JUDGE_DEPENDENT: Verdict = "judge-dependent"
+
+
+@dataclass(frozen=True)
+class Judge:
+    """Where one judge's numbers sit in a sample set's metrics (its FID's interval beside it as
+    `<fid>_lo` and `<fid>_hi`)."""
+
+    name: str
+    fid: str
+    discriminability: str
+
+
+JUDGE_A = Judge("A", "judge_fid", "discriminability")
+JUDGE_B = Judge("B", "judge_b_fid", "judge_b_discriminability")
+JUDGES = (JUDGE_A, JUDGE_B)
+# metrics of sample sets: a claim on them needs both sides to generate (module docstring);
+# `<fid>_x2` is twice a judge-FID (a "competitive with" bar)
+SAMPLE_METRICS = frozenset({
+    *(k for j in JUDGES for k in (j.fid, f"{j.fid}_x2", j.discriminability)),
+    "interpolation_error",
+})  # fmt: skip
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 # two-sided 95% Student t quantiles for 1..30 degrees of freedom (beyond: the normal one)
 T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
@@ -75,6 +108,48 @@ class Claim:
     b: Quantity
     better: Better
     note: str = ""  # what limits the test (sample size, reading)
+    kind: Kind = "ablation"
+    source: str = ""  # a paper claim: the paper's words it rests on (quoted in docs/methods.md)
+
+
+def read_by(claim: Claim, judge: Judge) -> Claim | None:
+    """The claim as `judge` measures it (judge A's metrics swapped for the judge's own); None
+    where it has no reading of its own (module docstring)."""
+    swap = {
+        JUDGE_A.fid: judge.fid,
+        f"{JUDGE_A.fid}_x2": f"{judge.fid}_x2",
+        JUDGE_A.discriminability: judge.discriminability,
+    }
+    if judge == JUDGE_A:
+        return claim
+    if claim.a.metric not in swap or claim.b.metric not in swap:
+        return None
+    return replace(claim, a=Quantity(claim.a.row, swap[claim.a.metric]),
+                   b=Quantity(claim.b.row, swap[claim.b.metric]))  # fmt: skip
+
+
+def agreed(verdicts: Sequence[Verdict]) -> Verdict:
+    """The claim's verdict from its judges' (module docstring): theirs where they agree."""
+    return verdicts[0] if len(set(verdicts)) == 1 else JUDGE_DEPENDENT
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One judge's reading of a claim: each side's interval and the judge's verdict."""
+
+    a: Interval | None
+    b: Interval | None
+    verdict: Verdict
+
+
+@dataclass(frozen=True)
+class Result:
+    claim: Claim
+    readings: tuple[Reading | None, ...]  # one per JUDGES; None: that judge cannot read it
+
+    @property
+    def verdict(self) -> Verdict:
+        return agreed([r.verdict for r in self.readings if r is not None])
 
 
 def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
@@ -174,20 +249,28 @@ Lookup = Callable[[Quantity], Interval | None]
 
 
 def judge_claims(
-    claim_list: Sequence[Claim], lookup: Lookup, generating: Callable[[str], bool | None]
-) -> list[tuple[Claim, Interval | None, Interval | None, Verdict]]:
-    """One-seed verdicts: (claim, a, b, verdict) with `lookup` giving each side's interval and
-    `generating` whether a row's set generates (`generates`; None: unknown)."""
+    claim_list: Sequence[Claim], lookup: Lookup, generating: Callable[[Judge, str], bool | None]
+) -> list[Result]:
+    """One-seed verdicts, each judge's and the agreed one, with `lookup` giving a side's
+    interval and `generating(judge, row)` whether a row's set generates by that judge's numbers
+    (`generates`; None: unknown)."""
     out = []
-    for c in claim_list:
-        a, b = lookup(c.a), lookup(c.b)
-        if c.a.metric == "label_guarantee":
-            v: Verdict = (
-                "not run" if a is None else ("reproduced" if a.value == 1.0 else "not reproduced")
-            )
-        elif a is None or b is None:
-            v = "not run"
-        else:
-            v = gated(c, generating(c.a.row), generating(c.b.row)) or verdict_single(a, b, c.better)
-        out.append((c, a, b, v))
+    for claim in claim_list:
+        readings = []
+        for judge in JUDGES:
+            c = read_by(claim, judge)
+            if c is None:
+                readings.append(None)
+                continue
+            a, b = lookup(c.a), lookup(c.b)
+            if c.a.metric == "label_guarantee":
+                v: Verdict = "not run" if a is None else (
+                    "reproduced" if a.value == 1.0 else "not reproduced")  # fmt: skip
+            elif a is None or b is None:
+                v = "not run"
+            else:
+                gen = (generating(judge, c.a.row), generating(judge, c.b.row))
+                v = gated(c, *gen) or verdict_single(a, b, c.better)
+            readings.append(Reading(a, b, v))
+        out.append(Result(claim, tuple(readings)))
     return out

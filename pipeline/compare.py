@@ -46,8 +46,8 @@ def value(runs: Runs, seed: str, q: C.Quantity) -> float | None:
     row = runs[seed].get(q.row)
     if row is None:
         return None
-    if q.metric == "fid_x2":
-        v = row.get(M.JUDGE_FID)
+    if q.metric.endswith("_x2"):  # twice a judge-FID
+        v = row.get(q.metric.removesuffix("_x2"))
         return None if v is None else 2 * v
     key = "classifier_test_accuracy" if q.metric == "acc" else q.metric
     v = row.get(key)
@@ -67,17 +67,22 @@ def metric_interval(runs: Runs, row: str, key: str) -> C.Interval | None:
 
 
 def seed_generates(
-    runs: Runs, seed: str, row: str, null_of: Callable[[str], str | None], num_classes: int
+    runs: Runs,
+    seed: str,
+    row: str,
+    null_of: Callable[[str], str | None],
+    num_classes: int,
+    judge: C.Judge = C.JUDGE_A,
 ) -> bool | None:
-    """Whether `row`'s set generates on one seed (pipeline.claims.generates)."""
+    """Whether `row`'s set generates on one seed by `judge`'s numbers (pipeline.claims)."""
     rows = runs[seed]
 
     def fid(name: str | None) -> C.Interval | None:
         r = rows.get(name) if name else None
-        if r is None or r.get(M.JUDGE_FID) is None:
+        if r is None or r.get(judge.fid) is None:
             return None
-        lo, hi = r.get(M.JUDGE_FID_LO), r.get(M.JUDGE_FID_HI)
-        return C.Interval(r[M.JUDGE_FID], math.nan if lo is None else lo,
+        lo, hi = r.get(f"{judge.fid}_lo"), r.get(f"{judge.fid}_hi")
+        return C.Interval(r[judge.fid], math.nan if lo is None else lo,
                           math.nan if hi is None else hi)  # fmt: skip
 
     r = rows.get(row)
@@ -85,26 +90,38 @@ def seed_generates(
         return None
     null = null_of(row)
     if null is None:  # no sampler of its own: the lowest-FID null of this seed
-        nulls = [n for n in rows if n.startswith("null_") and rows[n].get(M.JUDGE_FID) is not None]
-        null = min(nulls, key=lambda n: rows[n][M.JUDGE_FID], default=None)
-    return C.generates(fid(row), fid(null), r.get(M.DISCRIMINABILITY),
+        nulls = [n for n in rows if n.startswith("null_") and rows[n].get(judge.fid) is not None]
+        null = min(nulls, key=lambda n: rows[n][judge.fid], default=None)
+    return C.generates(fid(row), fid(null), r.get(judge.discriminability),
                        int(r.get(M.NUM_HARD) or 0), num_classes)  # fmt: skip
 
 
 def seeds_verdict(
-    runs: Runs, claim: C.Claim, null_of: Callable[[str], str | None], num_classes: int
+    runs: Runs,
+    claim: C.Claim,
+    null_of: Callable[[str], str | None],
+    num_classes: int,
+    judge: C.Judge = C.JUDGE_A,
 ) -> tuple[C.Verdict, C.Interval | None, int]:
-    """A claim across seeds (module pipeline.claims): the t rule over the seeds where both
-    sides generate, or the generation verdict when they do not; returns (verdict, interval of
-    a - b, the number of seeds the verdict rests on)."""
+    """A claim across seeds as `judge` reads it (module pipeline.claims; `claim` already in
+    the judge's metrics, `claims.read_by`): the t rule over the seeds where both sides generate,
+    or the generation verdict when they do not; returns (verdict, interval of a - b, the number
+    of seeds the verdict rests on)."""
     seeds = [s for s in runs if value(runs, s, claim.a) is not None
              and value(runs, s, claim.b) is not None]  # fmt: skip
+    if claim.a.metric == "label_guarantee":
+        got = [value(runs, s, claim.a) for s in seeds]
+        if not got:
+            return "not run", None, 0
+        return ("reproduced" if all(v == 1 for v in got) else "not reproduced"), None, len(got)
     if not {claim.a.metric, claim.b.metric} <= C.SAMPLE_METRICS:
         diffs = [value(runs, s, claim.a) - value(runs, s, claim.b) for s in seeds]
         verdict, ci = C.verdict_seeds(diffs, claim.better)
         return verdict, ci, len(diffs)
     gen = {
-        s: tuple(seed_generates(runs, s, q.row, null_of, num_classes) for q in (claim.a, claim.b))
+        s: tuple(
+            seed_generates(runs, s, q.row, null_of, num_classes, judge) for q in (claim.a, claim.b)
+        )  # fmt: skip
         for s in seeds
     }
     both = [s for s in seeds if gen[s][0] is not False and gen[s][1] is not False]
@@ -146,25 +163,37 @@ def compare_blocks(
         "no interval). Where a side generates on no seed, the verdict says which side does."
     )))  # fmt: skip
     blocks.append(("h2", "Claims"))
-    table = []
-    for claim in all_claims(chain, {}):
-        verdict, ci, n = seeds_verdict(runs, claim, null_of, num_classes)
-        if claim.a.metric == "label_guarantee":
-            vals = [value(runs, s, claim.a) for s in seeds]
-            got = [v for v in vals if v is not None]
-            verdict = (
-                "not run"
-                if not got
-                else ("reproduced" if all(v == 1 for v in got) else "not reproduced")
-            )
-        mean_a = [value(runs, s, claim.a) for s in seeds]
-        mean_b = [value(runs, s, claim.b) for s in seeds]
-        table.append([
-            claim.text, claim.paper, f"{claim.a.metric}: {claim.a.row} - {claim.b.row}",
-            _mean(mean_a), _mean(mean_b), fmt_interval(ci, 3), str(n), verdict,
-        ])  # fmt: skip
-    blocks.append(("table", ["claim", "paper", "difference", "a", "b", "a - b [95% t]", "seeds",
-                             "verdict"], table))  # fmt: skip
+    blocks.append(("p", (
+        "Each judge reads a claim about samples on its own numbers (judge A: settings are chosen "
+        "on it; judge B: another architecture and seed), its generation test included; the "
+        "verdict is theirs where they agree and judge-dependent where they do not. Accuracy and "
+        "interpolation-error claims rest on judge A alone (–)."
+    )))  # fmt: skip
+    for kind, title in (("paper", "Paper claims"), ("ablation", "Ablation hypotheses")):
+        table = []
+        for claim in all_claims(chain, {}):
+            if claim.kind != kind:
+                continue
+            cells, verdicts, counts = [], [], []
+            for judge in C.JUDGES:
+                c = C.read_by(claim, judge)
+                if c is None:
+                    cells += ["–", "–"]
+                    continue
+                verdict, ci, n = seeds_verdict(runs, c, null_of, num_classes, judge)
+                cells += [fmt_interval(ci, 3), verdict]
+                verdicts.append(verdict)
+                counts.append(n)
+            table.append([
+                claim.text, claim.paper, f"{claim.a.metric}: {claim.a.row} - {claim.b.row}",
+                _mean([value(runs, s, claim.a) for s in seeds]),
+                _mean([value(runs, s, claim.b) for s in seeds]),
+                *cells, str(min(counts)), C.agreed(verdicts),
+            ])  # fmt: skip
+        blocks.append(("h3", title))
+        blocks.append(("table", ["claim", "paper", "difference (judge A)", "a", "b",
+                                 "a - b [95% t], A", "judge A", "a - b [95% t], B", "judge B",
+                                 "seeds", "verdict"], table))  # fmt: skip
     blocks.append(("h2", "Metrics"))
     headers = ["set", "n", *(label for _, label, _ in METRICS)]
     body = [

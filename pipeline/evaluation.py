@@ -133,19 +133,27 @@ def judge_metrics(
     out: dict[str, Any] = {}
     if cfg.judge_metrics and n > cfg.prc_neighborhood:
         out |= fidelity(f_hard, f_train, cfg)
-        train_stats = fid_stats(f_train.embed)
-        if cfg.bootstrap > 0:
-            lo, hi = bootstrap_interval(
-                lambda idx: fid(f_hard.embed[idx], train_stats),
-                n,
-                cfg.bootstrap,
-                cfg.confidence,
-                torch.Generator().manual_seed(cfg.seed),
-            )
-            out |= {JUDGE_FID_LO: max(0.0, lo), JUDGE_FID_HI: hi}
+        out |= fid_interval(f_hard.embed, f_train.embed, cfg, JUDGE_FID_LO, JUDGE_FID_HI)
         out[JUDGE_FID_TEST] = fid(f_hard.embed, f_test.embed)
     out[DISCRIMINABILITY] = discriminability(f_hard.probs, labels) if n else None
     return out
+
+
+def fid_interval(
+    fake: torch.Tensor, real: torch.Tensor, cfg: EvalConfig, lo_key: str, hi_key: str
+) -> dict[str, float]:
+    """A judge-FID's bootstrap interval over the samples ({} when eval.bootstrap is 0)."""
+    if cfg.bootstrap <= 0:
+        return {}
+    real_stats = fid_stats(real)
+    lo, hi = bootstrap_interval(
+        lambda idx: fid(fake[idx], real_stats),
+        len(fake),
+        cfg.bootstrap,
+        cfg.confidence,
+        torch.Generator().manual_seed(cfg.seed),
+    )
+    return {lo_key: max(0.0, lo), hi_key: hi}
 
 
 def memorisation_metrics(
@@ -172,12 +180,14 @@ def second_judge_metrics(
     cfg: EvalConfig,
     device: torch.device | str,
 ) -> dict[str, Any]:
-    """Judge-FID and discriminability again, from another judge (keys prefixed with `name`)."""
+    """Judge-FID with its bootstrap interval and discriminability again, from another judge
+    (keys prefixed with `name`)."""
     f_hard = judge_features(judge, hard.images, cfg.batch_size, device)
     out: dict[str, Any] = {}
     if cfg.judge_metrics and len(hard) > cfg.prc_neighborhood:
         f_train = judge_features(judge, train.images, cfg.batch_size, device)
         out[f"{name}_fid"] = fid(f_hard.embed, f_train.embed)
+        out |= fid_interval(f_hard.embed, f_train.embed, cfg, f"{name}_fid_lo", f"{name}_fid_hi")
     out[f"{name}_discriminability"] = (
         discriminability(f_hard.probs, hard.labels) if len(hard) else None
     )

@@ -96,15 +96,18 @@ def interval(row: Row | None, metric: str, accuracy_n: int | None = None) -> C.I
         if acc is None or not n:
             return None
         return C.Interval(acc, *C.wilson(acc * n, n))
+    if metric.endswith("_x2"):  # twice a judge-FID: a "competitive with" bar
+        iv = interval(row, metric.removesuffix("_x2"))
+        return None if iv is None else C.Interval(2 * iv.value, 2 * iv.lo, 2 * iv.hi)
     value = row.get(metric)
     if value is None:
         return None
-    if metric == M.JUDGE_FID:
-        lo, hi = row.get(M.JUDGE_FID_LO), row.get(M.JUDGE_FID_HI)
+    if metric in (j.fid for j in C.JUDGES):
+        lo, hi = row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
         return C.Interval(
             value, lo if lo is not None else math.nan, hi if hi is not None else math.nan
         )
-    if metric in (M.DISCRIMINABILITY, M.PRECISION, M.RECALL):
+    if metric in (*(j.discriminability for j in C.JUDGES), M.PRECISION, M.RECALL):
         n = int(row.get(M.NUM_HARD) or 0)
         return C.Interval(value, *C.wilson(value * n, n))
     if metric == M.INTERPOLATION_ERROR:
@@ -116,22 +119,26 @@ def interval(row: Row | None, metric: str, accuracy_n: int | None = None) -> C.I
 
 
 def generation(
-    rows: Mapping[str, Row], null_of: Callable[[str], str | None], num_classes: int
+    rows: Mapping[str, Row],
+    null_of: Callable[[str], str | None],
+    num_classes: int,
+    judge: C.Judge = C.JUDGE_A,
 ) -> Callable[[str], bool | None]:
-    """Whether each row's set generates (pipeline.claims.generates), its null sampler's row
-    named by `null_of` (None: the lowest-FID null among the rows of group "reference")."""
-    nulls = [r for r in rows.values() if r.group == "reference" and r.get(M.JUDGE_FID) is not None]
+    """Whether each row's set generates by `judge`'s numbers (pipeline.claims.generates), its
+    null sampler's row named by `null_of` (None: the lowest-FID null among the rows of group
+    "reference")."""
+    nulls = [r for r in rows.values() if r.group == "reference" and r.get(judge.fid) is not None]
 
     def test(name: str) -> bool | None:
         row = rows.get(name)
         if row is None or row.group in ("reference", "real"):
             return None
         own = null_of(name)
-        null = rows.get(own) if own else min(nulls, key=lambda r: r.get(M.JUDGE_FID), default=None)
+        null = rows.get(own) if own else min(nulls, key=lambda r: r.get(judge.fid), default=None)
         return C.generates(
-            interval(row, M.JUDGE_FID),
-            interval(null, M.JUDGE_FID),
-            row.get(M.DISCRIMINABILITY),
+            interval(row, judge.fid),
+            interval(null, judge.fid),
+            row.get(judge.discriminability),
             int(row.get(M.NUM_HARD) or 0),
             num_classes,
         )
@@ -143,9 +150,6 @@ def claim_lookup(rows: Mapping[str, Row], accuracy_n: int) -> C.Lookup:
     def lookup(q: C.Quantity) -> C.Interval | None:
         if q.row == "exact":
             return C.Interval(1.0, 1.0, 1.0)
-        if q.metric == "fid_x2":
-            iv = interval(rows.get(q.row), M.JUDGE_FID)
-            return None if iv is None else C.Interval(2 * iv.value, 2 * iv.lo, 2 * iv.hi)
         return interval(rows.get(q.row), q.metric, accuracy_n)
 
     return lookup
@@ -290,19 +294,44 @@ MEMORY_COLUMNS: tuple[Column, ...] = (
 
 def digits_of(metric: str) -> int:
     """Decimals a metric is shown with: FIDs to one, proportions and errors to three."""
-    return 1 if metric in (M.JUDGE_FID, "fid_x2") else 3
+    return 1 if "fid" in metric else 3
 
 
-def claims_table(
-    results: Sequence[tuple[C.Claim, C.Interval | None, C.Interval | None, C.Verdict]],
-) -> tuple:
-    headers = ["claim", "paper", "measured: a vs b", "a", "b", "verdict"]
-    rows = []
-    for c, a, b, v in results:
+COSTS = ("train_passes_per_image", "passes_per_sample")  # what a set cost: training, sampling
+
+
+def budgets(claim: C.Claim, rows: Mapping[str, Row]) -> tuple[str, str]:
+    """A claim's two sides' costs ("a vs b" in network passes: per training image; per sample)
+    and whether they are matched (both within 10% of each other); '–' where a side has none."""
+    costs = []
+    for key in COSTS:
+        pair = [rows[q.row].get(key) if q.row in rows else None for q in (claim.a, claim.b)]
+        if any(not isinstance(v, int | float) for v in pair):
+            return MISSING, MISSING
+        costs.append(pair)
+    text = "; ".join(f"{fmt(a, 0)} vs {fmt(b, 0)}" for a, b in costs)
+    matched = all(abs(a - b) <= 0.1 * max(abs(a), abs(b)) for a, b in costs)
+    return text, "yes" if matched else "no"
+
+
+def claims_table(results: Sequence[C.Result], rows: Mapping[str, Row]) -> tuple:
+    """The claims with each judge's reading and the agreed verdict."""
+    headers = ["claim", "source", "measured: a vs b", "cost: train; sample", "matched",
+               "a (A)", "b (A)", "judge A", "a (B)", "b (B)", "judge B", "verdict"]  # fmt: skip
+    body = []
+    for res in results:
+        c = res.claim
         measured = f"{c.a.metric} of {c.a.row} vs {c.b.row}" + (f" ({c.note})" if c.note else "")
-        d = digits_of(c.a.metric)
-        rows.append([c.text, c.paper, measured, fmt_interval(a, d), fmt_interval(b, d), v])
-    return ("table", headers, rows)
+        source = f"{c.paper}: “{c.source}”" if c.source else c.paper
+        cells = []
+        for reading in res.readings:
+            if reading is None:
+                cells += [MISSING] * 3
+                continue
+            d = digits_of(c.a.metric)
+            cells += [fmt_interval(reading.a, d), fmt_interval(reading.b, d), reading.verdict]
+        body.append([c.text, source, measured, *budgets(c, rows), *cells, res.verdict])
+    return ("table", headers, body)
 
 
 def published_table(dataset: str, rows: Mapping[str, Row]) -> tuple | None:
@@ -321,7 +350,7 @@ def published_table(dataset: str, rows: Mapping[str, Row]) -> tuple | None:
 
 # ----------------------------------------------------------------- the document
 
-# ("h1" | "h2" | "p", text) | ("table", headers, rows) | ("img", path, caption) | ("toc",)
+# ("h1" | "h2" | "h3" | "p", text) | ("table", headers, rows) | ("img", path, caption) | ("toc",)
 # | ("thumbs", [(path, caption), ...])
 Block = tuple
 
@@ -350,6 +379,20 @@ MEMORY_NOTE = (
 )
 
 
+KIND_NOTE = {
+    "paper": "Each claim as its paper words it, with the words it rests on (docs/methods.md "
+    "quotes them in context).",
+    "ablation": "This project's hypotheses: what a component adds, controls and peer "
+    "comparisons that no paper states.",
+}
+JUDGES_NOTE = (
+    "Two judges read each claim about samples: judge A (on whose numbers settings are chosen) "
+    "and judge B (another architecture and seed), each with its own generation test; the "
+    "verdict is theirs where they agree and judge-dependent where they do not. Claims on a "
+    "classifier's accuracy or on the interpolation error rest on judge A alone (–). Cost: "
+    "network passes per training image (chain steps included) and per sample, side a vs side "
+    "b; matched: both within 10% of each other."
+)
 GENERATION_NOTE = (
     "A claim about samples is tested only between sets that generate. A set generates when its "
     "discriminability interval lies above chance's (the Wilson interval of 1/K at the same n) "
@@ -381,8 +424,10 @@ def data_note(files: Mapping[str, Mapping[str, Any]]) -> str:
     return f"Data read from {', '.join(shown)}{tail}."
 
 
-def generation_cell(generating: Callable[[str], bool | None], name: str) -> str:
-    return {True: "yes", False: "no"}.get(generating(name), MISSING)
+def generation_cell(generating: Mapping[C.Judge, Callable[[str], bool | None]], name: str) -> str:
+    """Whether a set generates by each judge's numbers: "yes / no" (judge A / judge B)."""
+    cells = [{True: "yes", False: "no"}.get(generating[j](name), MISSING) for j in C.JUDGES]
+    return MISSING if set(cells) == {MISSING} else " / ".join(cells)
 
 
 def report_blocks(
@@ -392,9 +437,9 @@ def report_blocks(
     chain: Sequence[str],
     r0_accuracy: float | None,
     test_images: int,
-    claim_results: Sequence[tuple[C.Claim, C.Interval | None, C.Interval | None, C.Verdict]],
+    claim_results: Sequence[C.Result],
     figures: Figures,
-    generating: Callable[[str], bool | None],
+    generating: Mapping[C.Judge, Callable[[str], bool | None]],
     data_files: Mapping[str, Mapping[str, Any]] | None = None,
     seeds: int = 1,
 ) -> list[Block]:
@@ -402,7 +447,7 @@ def report_blocks(
     by_name = {r.name: r for r in rows}
     real = next((r for r in rows if r.group == "real"), None)
     n = real.eval.get(M.EVAL_COUNT) if real else None
-    gen_col: Column = ("generates", lambda r: generation_cell(generating, r.name))
+    gen_col: Column = ("generates (A / B)", lambda r: generation_cell(generating, r.name))
     blocks: list[Block] = [("h1", f"Classifiers as generators: evaluation report ({dataset})")]
     blocks.append(("p", (
         f"This report rests on {seeds} seed{'s' if seeds != 1 else ''} (runtime.seed); "
@@ -419,9 +464,12 @@ def report_blocks(
         "One seed: reproduced when the two 95% intervals do not overlap and the claimed side is "
         "better; not reproduced when they do not overlap and the other side is better; "
         "inconclusive when they overlap (judge-FID: bootstrap over samples; proportions: Wilson; "
-        "interpolation error: normal approximation). " + GENERATION_NOTE
+        "interpolation error: normal approximation). " + GENERATION_NOTE + " " + JUDGES_NOTE
     )))  # fmt: skip
-    blocks.append(claims_table(claim_results))
+    for kind, title in (("paper", "Paper claims"), ("ablation", "Ablation hypotheses")):
+        blocks.append(("h3", title))
+        blocks.append(("p", KIND_NOTE[kind]))
+        blocks.append(claims_table([r for r in claim_results if r.claim.kind == kind], by_name))
     methods = [r for r in rows if r.group in ("method", "reference", "real")]
     blocks.append(("h2", "Methods"))
     if figures.methods is not None:
@@ -520,6 +568,8 @@ def render_markdown(blocks: Sequence[Block], base: Path) -> str:
             out += [f"- [{caption}]({_relative(path, base)})" for path, caption in block[1]]
         elif kind == "h2":
             out.append(f"## {block[1]}")
+        elif kind == "h3":
+            out.append(f"### {block[1]}")
         elif kind == "p":
             out.append(block[1])
         elif kind == "table":
@@ -543,6 +593,7 @@ CSS = (
     ".verdict-reproduced{background:#dff0d8}.verdict-not-reproduced{background:#f2dede}"
     ".verdict-inconclusive{background:#fcf8e3}.verdict-untestable{background:#e8e8e8}"
     ".verdict-only-claimed{background:#e6f2e0}.verdict-only-other{background:#f5e6e6}"
+    ".verdict-judge-dependent{background:#e3ecf7}"
     "nav{font-size:14px;margin:1em 0}nav a{margin-right:1em}"
     ".thumbs{display:flex;flex-wrap:wrap;gap:8px}.thumbs a{width:150px;font-size:11px;"
     "color:#333;text-decoration:none}.thumbs img{width:150px;border:1px solid #ddd}"
@@ -554,6 +605,7 @@ VERDICT_CLASS = {
     C.NEITHER: "verdict-untestable",
     C.ONLY_A: "verdict-only-claimed",
     C.ONLY_B: "verdict-only-other",
+    C.JUDGE_DEPENDENT: "verdict-judge-dependent",
 }
 
 
@@ -582,8 +634,8 @@ def render_html(
         kind = block[0]
         if kind == "h1":
             out.append(f"<h1>{html.escape(block[1])}</h1>")
-        elif kind == "h2":
-            out.append(f'<h2 id="{anchor(block[1])}">{html.escape(block[1])}</h2>')
+        elif kind in ("h2", "h3"):
+            out.append(f'<{kind} id="{anchor(block[1])}">{html.escape(block[1])}</{kind}>')
         elif kind == "toc":
             links = "".join(
                 f'<a href="#{anchor(h)}">{html.escape(h)}</a>' for h in _headings(blocks)

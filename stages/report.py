@@ -130,11 +130,16 @@ def main(
         r0_acc = _read(path("train", BASE_ROUND)).get("test_accuracy")
         by_name["r0"] = R.Row("r0", "round", "r0", {}, {"classifier_test_accuracy": r0_acc})
         nulls = st.cfg["references.nulls"]  # null set -> the method whose sampler it runs
-        generating = R.generation(
-            by_name, lambda name: methods.null_of(name, made_by, nulls), facts["classes"]
-        )
+        gen = {
+            j: R.generation(
+                by_name, lambda name: methods.null_of(name, made_by, nulls), facts["classes"], j
+            )  # fmt: skip
+            for j in C.JUDGES
+        }
         results = C.judge_claims(
-            all_claims(chain, {}), R.claim_lookup(by_name, facts["test_images"]), generating
+            all_claims(chain, {}),
+            R.claim_lookup(by_name, facts["test_images"]),
+            lambda judge, name: gen[judge](name),
         )
         shown = [r for r in rows if r.name != "r0"]
         k = facts["classes"]
@@ -162,14 +167,14 @@ def main(
             dataset=st.cfg["data.name"], rows=shown, chain=chain, r0_accuracy=r0_acc,
             test_images=facts["test_images"], claim_results=results,
             figures=R.Figures(methods_figure, rounds_figure, overview_figure),
-            generating=generating, data_files=facts.get("files"),
+            generating=gen, data_files=facts.get("files"),
         )  # fmt: skip
         atomic_write_text(md, R.render_markdown(blocks, md.parent))
         atomic_write_text(
             html_out, R.render_html(blocks, lambda p: Path(p).read_bytes(), html_out.parent)
         )
         atomic_write_json(summary, R.summary(rows, HEADLINE))
-        verdicts = {c.id: v for c, _, _, v in results}
+        verdicts = {r.claim.id: r.verdict for r in results}
         st.run.log_metrics({f"claim_{k}": {"reproduced": 1, "not reproduced": -1}.get(v, 0)
                             for k, v in verdicts.items()})  # fmt: skip
         for p in (md, html_out):

@@ -62,12 +62,58 @@ def test_claims_name_this_runs_rows_and_a_missing_row_is_not_run():
     by_id = {c.id: c for c in claims}
     assert by_id["stic_rounds_quality"].a.row == "r3" and by_id["stic_rounds_quality"].b.row == "r1"
     assert by_id["score_beats_stic"].b.row == "r3"
-    lookup = {("r3", "judge_fid"): Iv(20, 15, 25), ("r1", "judge_fid"): Iv(50, 45, 60)}
-    results = C.judge_claims(claims, lambda q: lookup.get((q.row, q.metric)), lambda row: True)
-    verdicts = {c.id: v for c, _, _, v in results}
+    lookup = {
+        ("r3", "judge_fid"): Iv(20, 15, 25),
+        ("r1", "judge_fid"): Iv(50, 45, 60),
+        ("r3", "judge_b_fid"): Iv(5, 4, 6),
+        ("r1", "judge_b_fid"): Iv(9, 8, 10),
+    }
+    results = C.judge_claims(claims, lambda q: lookup.get((q.row, q.metric)), lambda j, row: True)
+    verdicts = {r.claim.id: r.verdict for r in results}
     assert verdicts["stic_rounds_quality"] == "reproduced"
     assert verdicts["score_beats_stic"] == "not run"
     assert verdicts["regene_labels"] == "not run"
+
+
+def test_a_verdict_needs_both_judges_and_reads_judge_dependent_where_they_differ():
+    by_id = {c.id: c for c in all_claims(["r1", "r2", "r3"], {})}
+    picked = [by_id[k] for k in ("stic_rounds_quality", "stic_rounds_accuracy")]
+    lookup = {
+        ("r3", "judge_fid"): Iv(20, 15, 25),
+        ("r1", "judge_fid"): Iv(50, 45, 60),
+        ("r3", "acc"): Iv(0.98, 0.97, 0.99),
+        ("r0", "acc"): Iv(0.9, 0.88, 0.92),
+    }
+    for b_r3, expected in ((Iv(5, 4, 6), "reproduced"), (Iv(9, 8, 10), C.JUDGE_DEPENDENT),
+                           (Iv(30, 25, 35), C.JUDGE_DEPENDENT)):  # fmt: skip
+        lookup |= {("r3", "judge_b_fid"): b_r3, ("r1", "judge_b_fid"): Iv(9, 8.5, 10)}
+        quality, accuracy = C.judge_claims(picked, lambda q, t=lookup: t.get((q.row, q.metric)),
+                                           lambda j, row: True)  # fmt: skip
+        assert quality.verdict == expected, b_r3
+        assert [r.verdict for r in quality.readings][0] == "reproduced"
+        # a classifier's accuracy has no second judge: judge A's verdict alone
+        assert accuracy.readings[1] is None and accuracy.verdict == "reproduced"
+    # judge B's own generation test gates its reading
+    gen = {(C.JUDGE_A, "r3"): True, (C.JUDGE_A, "r1"): True, (C.JUDGE_B, "r3"): True,
+           (C.JUDGE_B, "r1"): False}  # fmt: skip
+    lookup[("r3", "judge_b_fid")] = Iv(5, 4, 6)
+    (quality,) = C.judge_claims(
+        picked[:1], lambda q: lookup.get((q.row, q.metric)), lambda j, row: gen[(j, row)]
+    )
+    assert [r.verdict for r in quality.readings] == ["reproduced", C.ONLY_A]
+    assert quality.verdict == C.JUDGE_DEPENDENT
+
+
+def test_every_paper_claim_quotes_its_source_in_docs_methods():
+    """A paper claim carries the paper's words; docs/methods.md quotes them in context."""
+    from pathlib import Path
+
+    docs = " ".join((Path(__file__).parents[1] / "docs" / "methods.md").read_text().split())
+    claims = all_claims(["r1", "r2", "r3"], {})
+    assert {c.kind for c in claims} == {"paper", "ablation"}
+    for c in claims:
+        if c.kind == "paper":
+            assert c.source and " ".join(c.source.split()) in docs, c.id
 
 
 def test_compare_reads_only_what_a_targeted_experiment_made_itself():
@@ -122,8 +168,11 @@ def test_a_claim_between_sets_that_do_not_both_generate_is_not_judged_by_the_rul
     lookup[("r0", "acc")] = Iv(0.97, 0.95, 0.98)
     gen = {"r1": False, "r3": False, "jem": True}
     picked = [by_id[k] for k in ("stic_rounds_quality", "stic_matches_jem", "stic_rounds_accuracy")]
-    results = C.judge_claims(picked, lambda q: lookup.get((q.row, q.metric)), gen.get)
-    verdicts = {c.id: v for c, _, _, v in results}
+    lookup |= {(row, "judge_b_fid"): iv for row, iv in noise.items()}
+    results = C.judge_claims(
+        picked, lambda q: lookup.get((q.row, q.metric)), lambda j, row: gen.get(row)
+    )
+    verdicts = {r.claim.id: r.verdict for r in results}
     # the old rule called this "reproduced" (the intervals do not overlap): two sets of noise
     assert C.verdict_single(noise["r3"], noise["r1"], "lower") == "reproduced"
     assert verdicts["stic_rounds_quality"] == C.NEITHER

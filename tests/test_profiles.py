@@ -158,3 +158,17 @@ def test_every_profile_runs_end_to_end_on_tiny_data_in_its_format(tmp_path, prof
         assert "Odena et al. 2017" in report  # the published numbers, beside ours
     else:
         assert real["inception_status"].startswith("not computed")
+
+
+@pytest.mark.parametrize("profile", ["params.yaml", *PROFILES])
+def test_the_long_round_trains_for_the_chains_total_steps(profile):
+    """stic.rounds.long is the rounds' matched control (one round for r1 + r2 + ... steps): every
+    profile that changes the chain's budgets must change it with them."""
+    stic = (real_params_dict() if profile == "params.yaml" else applied(profile))["stic"]
+    rounds = stic["rounds"]
+
+    def steps(name: str) -> int:
+        return (rounds[name].get("train") or {}).get("steps", stic["train"]["steps"])
+
+    chain = [f"r{i}" for i in range(1, len(rounds) + 1) if f"r{i}" in rounds]
+    assert steps("long") == sum(steps(r) for r in chain), (profile, chain)

@@ -16,8 +16,12 @@ from pipeline.samples import SampleSet
 
 
 def row(name, group="method", fid=None, lo=None, hi=None, disc=None, n=200, **extra):
+    """A set whose judge B reads it as judge A does, at a tenth of the FID."""
     ev = {M.JUDGE_FID: fid, M.JUDGE_FID_LO: lo, M.JUDGE_FID_HI: hi, M.DISCRIMINABILITY: disc,
           M.NUM_HARD: n, M.EVAL_COUNT: n, **extra}  # fmt: skip
+    if lo is not None:
+        ev |= {"judge_b_fid": fid / 10, "judge_b_fid_lo": lo / 10, "judge_b_fid_hi": hi / 10,
+               "judge_b_discriminability": disc}  # fmt: skip
     return R.Row(name, group, name.upper(), ev, {})
 
 
@@ -44,10 +48,13 @@ def test_report_blocks_put_the_verdicts_first_and_say_what_was_not_run(tmp_path)
     ]  # fmt: skip
     by_name = {r.name: r for r in rows}
     lookup = R.claim_lookup(by_name, 359)
-    generating = R.generation(by_name, lambda name: "null_stic", 10)
-    assert generating("r2") is True and generating("r1") is True and generating("real") is None
-    results = C.judge_claims(all_claims(["r1", "r2"], {}), lookup, generating)
-    verdicts = {c.id: v for c, _, _, v in results}
+    generating = {j: R.generation(by_name, lambda name: "null_stic", 10, j) for j in C.JUDGES}
+    gen_a = generating[C.JUDGE_A]
+    assert gen_a("r2") is True and gen_a("r1") is True and gen_a("real") is None
+    results = C.judge_claims(
+        all_claims(["r1", "r2"], {}), lookup, lambda j, name: generating[j](name)
+    )
+    verdicts = {r.claim.id: r.verdict for r in results}
     assert verdicts["stic_rounds_quality"] == "reproduced"  # 40 [35, 46] vs 300 [280, 320]
     assert verdicts["stic_matches_jem"] == "not reproduced"  # 40 [35, 46] vs 25 [22, 28]
     assert verdicts["score_beats_stic"] == "not run"
@@ -58,9 +65,15 @@ def test_report_blocks_put_the_verdicts_first_and_say_what_was_not_run(tmp_path)
     )  # fmt: skip
     headings = [b[1] for b in blocks if b[0] == "h2"]
     assert headings[0] == "Verdicts" and "Methods" in headings and "Memorisation" in headings
-    claims_table = next(b for b in blocks if b[0] == "table")
-    assert claims_table[1][-1] == "verdict" and len(claims_table[2]) == len(results)
-    assert claims_table[2][0][3] == "40.0 [35.0, 46.0]"  # FIDs to one decimal
+    assert [b[1] for b in blocks if b[0] == "h3"] == ["Paper claims", "Ablation hypotheses"]
+    paper, ablations = [b for b in blocks if b[0] == "table"][:2]
+    assert paper[1][-1] == "verdict" and len(paper[2]) + len(ablations[2]) == len(results)
+    quality = paper[2][0]
+    assert quality[0] == "STIC's rounds improve sample quality" and "“" in quality[1]
+    assert quality[5:8] == ["40.0 [35.0, 46.0]", "300.0 [280.0, 320.0]", "reproduced"]
+    assert quality[8:] == ["4.0 [3.5, 4.6]", "30.0 [28.0, 32.0]", "reproduced", "reproduced"]
+    accuracy = paper[2][1]
+    assert accuracy[8:11] == ["–", "–", "–"]  # judge B does not read a classifier's accuracy
     text = R.render_markdown(blocks, tmp_path)
     assert "This report rests on 1 seed" in text and "n = 200" in text
     assert (
