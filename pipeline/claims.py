@@ -189,15 +189,36 @@ def generates(
     discriminability: float | None,
     n: int,
     num_classes: int,
+    floor: float | None = None,
 ) -> bool | None:
     """The generation test (module docstring): None when the set's numbers are missing; without
-    a null sampler to compare with, discriminability alone decides."""
+    a null sampler to compare with, discriminability alone decides. `floor`: the calibrated
+    discriminability a set must reach (`class_floor`; None: chance's interval alone)."""
     if fid is None or discriminability is None or n <= 0:
         return None
     above_chance = wilson(discriminability * n, n)[0] > chance_interval(num_classes, n)[1]
+    recognisable = above_chance and (floor is None or discriminability >= floor)
     if null_fid is None or math.isnan(fid.hi) or math.isnan(null_fid.lo):
-        return above_chance
-    return above_chance and fid.hi < null_fid.lo
+        return recognisable
+    return recognisable and fid.hi < null_fid.lo
+
+
+def class_floor(
+    rungs: Sequence[dict], ceiling: float | None, num_classes: int, judge: Judge
+) -> float | None:
+    """The discriminability a set must reach to generate, read off the calibration ladder
+    (pipeline.ladder): the lowest `judge` discriminability among the rungs whose images still
+    carry their class, i.e. whose classification accuracy score is at least halfway from chance
+    (1/K) to the real images' `ceiling`. A set below it is less recognisable to the judge than
+    the most degraded real images a classifier can still learn the classes from. None without
+    a ladder or a ceiling."""
+    if ceiling is None:
+        return None
+    half = (1 / num_classes + ceiling) / 2
+    kept = [r[judge.discriminability] for r in rungs
+            if r.get("cas") is not None and r["cas"] >= half
+            and r.get(judge.discriminability) is not None]  # fmt: skip
+    return min(kept) if kept else None
 
 
 def gated(claim: Claim, a_generates: bool | None, b_generates: bool | None) -> Verdict | None:

@@ -12,8 +12,11 @@ from typing import Any
 
 import torch
 
+from pipeline.cas import classification_accuracy_score
 from pipeline.data import ImageSet, to_float
 from pipeline.metrics import (
+    CAS,
+    CAS_TEST_IMAGES,
     COPY_SHARE,
     DISCRIMINABILITY,
     DISTINCT_SHARE,
@@ -73,6 +76,8 @@ def evaluate_samples(
     judges: Mapping[str, Classifier],
     cfg: EvalConfig,
     device: torch.device | str = "cpu",
+    cas_model: Mapping[str, Any] | None = None,
+    of_test: bool = False,
 ) -> Evaluation:
     """Every metric of `samples` against the real training images, with the held-out test
     images as the second reference and the yardstick of memorisation.
@@ -80,7 +85,12 @@ def evaluate_samples(
     `judges`: "judge" (every headline metric) and optionally "judge_b" (judge-FID and
     discriminability again, from a judge of another seed and architecture). Hard samples give
     fidelity, discriminability, memorisation and diversity; soft samples the interpolation
-    metrics. Both parts are capped at n = cfg.count(len(test)), chosen by cfg.seed."""
+    metrics. Both parts are capped at n = cfg.count(len(test)), chosen by cfg.seed.
+
+    `cas_model`: the args of the classifier the classification accuracy score trains on the hard
+    samples (pipeline.cas; none: not computed), scored on the test images; `of_test`: the
+    samples are the test images themselves, in order (the real floor, the calibration ladder),
+    so the score uses the test images not among the n drawn."""
     if samples.class_names != train.class_names:
         raise ValueError(
             f"{samples.method}: classes {samples.class_names} differ from the real "
@@ -89,7 +99,8 @@ def evaluate_samples(
     n = cfg.count(len(test))
     hard_idx = torch.nonzero(samples.hard).flatten()
     soft_idx = torch.nonzero(~samples.hard).flatten()
-    hard = samples.subset(hard_idx[cap(len(hard_idx), n, cfg.seed)])
+    drawn = hard_idx[cap(len(hard_idx), n, cfg.seed)]
+    hard = samples.subset(drawn)
     soft = samples.subset(soft_idx[cap(len(soft_idx), n, cfg.seed + 1)])
     metrics: dict[str, Any] = {
         EVAL_COUNT: n,
@@ -115,6 +126,16 @@ def evaluate_samples(
     if cfg.diversity:
         metrics |= diversity_metrics(hard, train, cfg)
     metrics |= inception_metrics(hard, train, cfg, device)
+    if cas_model is not None and cfg.cas_steps > 0 and len(hard):
+        rest = torch.ones(len(test), dtype=torch.bool)
+        if of_test:
+            rest[drawn] = False
+        taught = ImageSet(hard.images, hard.labels, hard.class_names)
+        metrics[CAS] = classification_accuracy_score(
+            taught, test.subset(torch.nonzero(rest).flatten()), dict(cas_model), cfg.cas_steps,
+            cfg.seed, device,
+        )  # fmt: skip
+        metrics[CAS_TEST_IMAGES] = int(rest.sum())
     clean = {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v)
         for k, v in metrics.items()

@@ -32,6 +32,7 @@ from pipeline.data import to_float
 from pipeline.errors import ConfigError, DataError
 from pipeline.infer import batched
 from pipeline.io import sha256_of
+from pipeline.ladder import LadderConfig
 from pipeline.models import Classifier
 from pipeline.samples import two_class_mixtures
 
@@ -53,6 +54,8 @@ JUDGE_IS_STD = "judge_is_std"
 PRECISION = "precision"
 RECALL = "recall"
 DISCRIMINABILITY = "discriminability"
+CAS = "cas"  # classification accuracy score: a classifier trained on the samples, on real images
+CAS_TEST_IMAGES = "cas_test_images"  # the real held-out images it is scored on
 NN_FEATURE_RATIO = "nn_feature_ratio"  # median NN distance to train, samples / held-out images
 NN_PIXEL_RATIO = "nn_pixel_ratio"
 COPY_SHARE = "copy_share"  # samples nearer a training image (pixels) than 95% of held-out images
@@ -106,6 +109,7 @@ class EvalConfig:
     diversity_pairs: int  # random same-class pairs per class for MS-SSIM
     neighbours: int  # samples shown above their nearest training image (memorisation figure)
     inception_weights: str | None  # local Inception-v3 weights file; null: not computed
+    cas_steps: int  # training steps of the classification accuracy score's classifier; 0: none
 
     def validate(self) -> None:
         if self.num_samples <= self.prc_neighborhood:
@@ -114,8 +118,8 @@ class EvalConfig:
             raise ConfigError("batch_size: kid_subsets >= 1 and kid_subset_size >= 2 needed")
         if self.isc_splits < 1 or self.prc_neighborhood < 1 or self.diversity_pairs < 1:
             raise ConfigError("isc_splits: prc_neighborhood and diversity_pairs must be >= 1")
-        if self.bootstrap < 0 or self.neighbours < 0:
-            raise ConfigError("bootstrap: and neighbours must be >= 0")
+        if self.bootstrap < 0 or self.neighbours < 0 or self.cas_steps < 0:
+            raise ConfigError("bootstrap:, neighbours and cas_steps must be >= 0")
         if not 0.5 < self.confidence < 1:
             raise ConfigError("confidence: must be in (0.5, 1)")
 
@@ -130,6 +134,7 @@ class EvalSection:
 
     metrics: EvalConfig  # changing these reruns only evaluation and the report
     methods: tuple[str, ...]  # sample sets (data/samples/<name>.pt) evaluated and reported
+    ladder: LadderConfig  # the generation test's calibration: degraded real images
 
     def validate(self) -> None:
         if len(set(self.methods)) != len(self.methods):

@@ -123,10 +123,11 @@ def generation(
     null_of: Callable[[str], str | None],
     num_classes: int,
     judge: C.Judge = C.JUDGE_A,
+    floor: float | None = None,
 ) -> Callable[[str], bool | None]:
     """Whether each row's set generates by `judge`'s numbers (pipeline.claims.generates), its
     null sampler's row named by `null_of` (None: the lowest-FID null among the rows of group
-    "reference")."""
+    "reference"), and `floor` the calibrated discriminability (pipeline.claims.class_floor)."""
     nulls = [r for r in rows.values() if r.group == "reference" and r.get(judge.fid) is not None]
 
     def test(name: str) -> bool | None:
@@ -141,6 +142,7 @@ def generation(
             row.get(judge.discriminability),
             int(row.get(M.NUM_HARD) or 0),
             num_classes,
+            floor,
         )
 
     return test
@@ -248,6 +250,7 @@ FIDELITY: tuple[Column, ...] = (
     ("discriminability ↑", lambda r: fmt(r.get(M.DISCRIMINABILITY), 3)),
     ("judge B: FID ↓", lambda r: fmt(r.get(f"{M.SECOND_JUDGE}_fid"), 1)),
     ("judge B: discr. ↑", lambda r: fmt(r.get(f"{M.SECOND_JUDGE}_discriminability"), 3)),
+    ("CAS ↑", lambda r: fmt(r.get(M.CAS), 3)),
     ("distinct ↑", lambda r: fmt(r.get(M.DISTINCT_SHARE), 2)),
     ("MS-SSIM ↓", lambda r: fmt(r.get(M.DIVERSITY), 3)),
     ("interp. error ↓ (chance)", lambda r: _interp(r)),
@@ -334,6 +337,31 @@ def claims_table(results: Sequence[C.Result], rows: Mapping[str, Row]) -> tuple:
     return ("table", headers, body)
 
 
+LADDER_COLUMNS: tuple[tuple[str, Callable[[Mapping[str, Any]], str]], ...] = (
+    ("judge-FID A ↓ [95%]", lambda r: fmt_interval(ladder_interval(r, C.JUDGE_A.fid), 1)),
+    ("discr. A ↑", lambda r: fmt(r.get(C.JUDGE_A.discriminability), 3)),
+    ("judge-FID B ↓ [95%]", lambda r: fmt_interval(ladder_interval(r, C.JUDGE_B.fid), 1)),
+    ("discr. B ↑", lambda r: fmt(r.get(C.JUDGE_B.discriminability), 3)),
+    ("precision ↑", lambda r: fmt(r.get(M.PRECISION), 2)),
+    ("CAS ↑", lambda r: fmt(r.get(M.CAS), 3)),
+)
+
+
+def ladder_interval(rung: Mapping[str, Any], fid: str) -> C.Interval | None:
+    value, lo, hi = rung.get(fid), rung.get(f"{fid}_lo"), rung.get(f"{fid}_hi")
+    if value is None:
+        return None
+    return C.Interval(value, math.nan if lo is None else lo, math.nan if hi is None else hi)
+
+
+def ladder_table(rungs: Mapping[str, Mapping[str, Any]], real: Row | None) -> tuple:
+    """The calibration ladder, the real floor first: each rung's numbers as a set's."""
+    rows = [("real test images", dict(real.eval) if real else {})]
+    rows += [(name, rung) for name, rung in rungs.items()]
+    body = [[name, *(f(r) for _, f in LADDER_COLUMNS)] for name, r in rows]
+    return ("table", ["rung", *(h for h, _ in LADDER_COLUMNS)], body)
+
+
 def published_table(dataset: str, rows: Mapping[str, Row]) -> tuple | None:
     """Published numbers beside ours, only where dataset and (Inception) metric match."""
     out = []
@@ -393,6 +421,31 @@ JUDGES_NOTE = (
     "network passes per training image (chain steps included) and per sample, side a vs side "
     "b; matched: both within 10% of each other."
 )
+
+
+def floor_note(floors: Mapping[C.Judge, float | None]) -> str:
+    """What the ladder set the generation test to."""
+    read = [f"judge {j.name} {fmt(v, 3)}" for j, v in floors.items() if v is not None]
+    if not read:
+        return ("No rung kept its class by the classification accuracy score: the test falls "
+                "back to discriminability above chance.")  # fmt: skip
+    return (
+        "The calibrated floor: a set generates by a judge's numbers only when its "
+        "discriminability reaches the lowest that judge gives a rung whose classification "
+        "accuracy score is at least halfway from chance to the real images' ("
+        + ", ".join(read)
+        + "), on top of being above chance and below its null sampler's judge-FID."
+    )
+
+
+LADDER_NOTE = (
+    "Held-out real images degraded step by step (Gaussian blur of sigma pixels, additive "
+    "Gaussian noise of the given standard deviation on the pixel range of 2, and a share of each "
+    "image's pixel positions shuffled), each rung measured exactly as a sample set is, with both "
+    "judges and the classification accuracy score (CAS: a classifier of the judge's architecture "
+    "trained on the rung's n images alone, scored on the held-out images not among them). The "
+    "rungs show which numbers images whose class is known to be there, or known to be gone, get."
+)
 GENERATION_NOTE = (
     "A claim about samples is tested only between sets that generate. A set generates when its "
     "discriminability interval lies above chance's (the Wilson interval of 1/K at the same n) "
@@ -410,6 +463,7 @@ class Figures:
     methods: Path | None = None  # judge-FID and discriminability of every set
     rounds: Path | None = None  # metrics across STIC's rounds, with error bars
     overview: Path | None = None  # one sample per class of each set
+    ladder: Path | None = None  # the calibration ladder's rungs
 
 
 DATA_FILES_SHOWN = 4  # a folder dataset lists every image in reports/data.json; the report, a few
@@ -442,6 +496,8 @@ def report_blocks(
     generating: Mapping[C.Judge, Callable[[str], bool | None]],
     data_files: Mapping[str, Mapping[str, Any]] | None = None,
     seeds: int = 1,
+    ladder: Mapping[str, Mapping[str, Any]] | None = None,
+    floors: Mapping[C.Judge, float | None] | None = None,
 ) -> list[Block]:
     """The report's content (rows in table order): the verdicts first, then the evidence."""
     by_name = {r.name: r for r in rows}
@@ -481,6 +537,15 @@ def report_blocks(
     blocks.append(("p", JUDGE_NOTE))
     status = real.eval.get(M.INCEPTION_STATUS) if real else None
     blocks.append(("p", f"Inception-based metrics: {status}."))
+    if ladder:
+        blocks.append(("h2", "Generation test"))
+        blocks.append(("p", LADDER_NOTE))
+        if figures.ladder is not None:
+            blocks.append(("img", figures.ladder, "The calibration ladder: one held-out image "
+                           "per class, real first, then each rung"))  # fmt: skip
+        blocks.append(ladder_table(ladder, real))
+        if floors:
+            blocks.append(("p", floor_note(floors)))
     pub = published_table(dataset, by_name)
     if pub is not None:
         blocks.append(pub)

@@ -31,6 +31,7 @@ CORE: dict[str, Command] = {
                             "a null-sampler reference set (a method's sampler, flat)", True),
     "real-mixup": Command("stages.real_mixup", "the real pixel-mixup reference set"),
     "evaluate": Command("stages.evaluate", "evaluate one sample set (or the real-data floor)"),
+    "ladder": Command("stages.ladder", "the generation test's calibration: degraded real images"),
     "report": Command("stages.report", "write the report (Markdown + self-contained HTML)"),
 }  # fmt: skip
 HELPER_COMMANDS: dict[str, Command] = {

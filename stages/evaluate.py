@@ -15,7 +15,7 @@ from pipeline.checkpoint import load_classifier
 from pipeline.data import load_image_set
 from pipeline.evaluation import evaluate_samples, real_as_samples
 from pipeline.figures import save_grid, save_strips
-from pipeline.models import ModelConfig, expected_args
+from pipeline.models import ModelConfig, expected_args, model_args
 from pipeline.panels import class_rows, interpolation_strips, neighbour_pairs
 from pipeline.samples import load_samples
 from stages.skeleton import (
@@ -62,7 +62,9 @@ def main(
             for key, path in (("judge", judge), ("judge_b", judge_b))
         }
         sample_set = real_as_samples(test_set) if samples is None else load_samples(samples)
-        result = evaluate_samples(sample_set, train_set, test_set, judges, cfg, st.device)
+        cas_model = model_args(st.cfg["judge.model"], channels, train_set.num_classes)
+        result = evaluate_samples(sample_set, train_set, test_set, judges, cfg, st.device,
+                                  cas_model, of_test=samples is None)  # fmt: skip
         images, rows = class_rows(result.hard, GRID_PER_CLASS)
         save_grid(images, grid, rows=len(rows), title=f"{name}: hard samples", row_labels=rows)
         save_strips(

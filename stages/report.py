@@ -74,6 +74,8 @@ def main(
     samples: Pattern,
     test: TestData,
     data_facts: Annotated[Path, typer.Option("--data-facts", help="prepare's facts JSON")],
+    ladder: Annotated[Path, typer.Option("--ladder", help="the calibration ladder's JSON")],
+    ladder_figure: Annotated[Path, typer.Option("--ladder-figure", help="its figure")],
     rounds_figure: Annotated[Path, typer.Option("--rounds-figure")],
     methods_figure: Annotated[Path, typer.Option("--methods-figure")],
     overview_figure: Annotated[Path, typer.Option("--overview-figure")],
@@ -130,9 +132,17 @@ def main(
         r0_acc = _read(path("train", BASE_ROUND)).get("test_accuracy")
         by_name["r0"] = R.Row("r0", "round", "r0", {}, {"classifier_test_accuracy": r0_acc})
         nulls = st.cfg["references.nulls"]  # null set -> the method whose sampler it runs
+        rungs = _read(ladder)["rungs"]
+        ceiling = by_name["real"].eval.get(M.CAS)
+        floors = {j: C.class_floor(list(rungs.values()), ceiling, facts["classes"], j)
+                  for j in C.JUDGES}  # fmt: skip
         gen = {
             j: R.generation(
-                by_name, lambda name: methods.null_of(name, made_by, nulls), facts["classes"], j
+                by_name,
+                lambda name: methods.null_of(name, made_by, nulls),
+                facts["classes"],
+                j,
+                floors[j],
             )  # fmt: skip
             for j in C.JUDGES
         }
@@ -166,7 +176,8 @@ def main(
         blocks = R.report_blocks(
             dataset=st.cfg["data.name"], rows=shown, chain=chain, r0_accuracy=r0_acc,
             test_images=facts["test_images"], claim_results=results,
-            figures=R.Figures(methods_figure, rounds_figure, overview_figure),
+            figures=R.Figures(methods_figure, rounds_figure, overview_figure, ladder_figure),
+            ladder=rungs, floors=floors,
             generating=gen, data_files=facts.get("files"),
         )  # fmt: skip
         atomic_write_text(md, R.render_markdown(blocks, md.parent))

@@ -92,7 +92,9 @@ def shrink(params: dict, tracking_uri: str | None = None) -> dict:
         bootstrap=20,
         diversity_pairs=5,
         neighbours=4,
+        cas_steps=5,
     )
+    p["eval"]["ladder"] = {"blur": [1.0], "noise": [0.5], "shuffle": [1.0]}
     p["eval"]["methods"] = [
         "jem", "score_stic", "attentive_stic", "attentive_full", "sgld", "acgan", "regene",
         "wang_torr", "wang_torr_plain", "null_stic", "null_score", "real_mixup",

@@ -94,7 +94,7 @@ def test_rewrite_replaces_code_deps_and_keeps_the_rest():
     assert lines[first + 1 : first + 3] == ["      - build/code/classifier.txt", "    params:"]
     code = new.split("  code:")[1].split("    outs:")[0]
     assert "      - stages/classifier.py\n" in code and "      - stages/code_hashes.py\n" in code
-    assert "      - pipeline/accel.py\n      - pipeline/chains.py\n" in code
+    assert "      - pipeline/accel.py\n      - pipeline/cas.py\n" in code
 
 
 def test_rewrite_needs_the_code_stage():

@@ -84,7 +84,9 @@ def sizes_cut(params: dict) -> dict:
     p["wang_torr"]["variants"] = {k: variants[k] for k in ("wang_torr", "wang_torr_plain")}
     p["references"]["real_mixup"]["soft"] = 2
     p["eval"]["metrics"].update(num_samples=10, kid_subsets=2, kid_subset_size=5, bootstrap=5,
-                                diversity_pairs=2, neighbours=2, isc_splits=2)  # fmt: skip
+                                diversity_pairs=2, neighbours=2, isc_splits=2,
+                                cas_steps=2)  # fmt: skip
+    p["eval"]["ladder"] = {"blur": [1.0], "noise": [0.5], "shuffle": [1.0]}
     kept = {*p["wang_torr"]["variants"], *p["acgan"]["variants"], *p["references"]["nulls"],
             *p["attentive_stic"]["variants"], "jem", "score_stic", "sgld", "regene",
             "real_mixup"}  # fmt: skip
