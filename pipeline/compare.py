@@ -14,6 +14,8 @@ from pipeline.report import Block, fmt, fmt_interval
 
 # seed -> row name -> the row's metrics (evaluation and sampling merged)
 Runs = Mapping[str, Mapping[str, Mapping[str, Any]]]
+# seed -> judge -> the seed's calibrated generation floor (pipeline.claims.class_floor)
+Floors = Mapping[str, Mapping[C.Judge, float | None]]
 
 # the range a quantity can take: its t interval over few seeds is cut there (and says so)
 BOUNDS: dict[str, tuple[float, float]] = {
@@ -73,8 +75,10 @@ def seed_generates(
     null_of: Callable[[str], str | None],
     num_classes: int,
     judge: C.Judge = C.JUDGE_A,
+    floor: float | None = None,
 ) -> bool | None:
-    """Whether `row`'s set generates on one seed by `judge`'s numbers (pipeline.claims)."""
+    """Whether `row`'s set generates on one seed by `judge`'s numbers, `floor` the seed's
+    calibrated discriminability (pipeline.claims)."""
     rows = runs[seed]
 
     def fid(name: str | None) -> C.Interval | None:
@@ -93,7 +97,7 @@ def seed_generates(
         nulls = [n for n in rows if n.startswith("null_") and rows[n].get(judge.fid) is not None]
         null = min(nulls, key=lambda n: rows[n][judge.fid], default=None)
     return C.generates(fid(row), fid(null), r.get(judge.discriminability),
-                       int(r.get(M.NUM_HARD) or 0), num_classes)  # fmt: skip
+                       int(r.get(M.NUM_HARD) or 0), num_classes, floor)  # fmt: skip
 
 
 def seeds_verdict(
@@ -102,6 +106,7 @@ def seeds_verdict(
     null_of: Callable[[str], str | None],
     num_classes: int,
     judge: C.Judge = C.JUDGE_A,
+    floors: Floors | None = None,
 ) -> tuple[C.Verdict, C.Interval | None, int]:
     """A claim across seeds as `judge` reads it (module pipeline.claims; `claim` already in
     the judge's metrics, `claims.read_by`): the t rule over the seeds where both sides generate,
@@ -120,7 +125,10 @@ def seeds_verdict(
         return verdict, ci, len(diffs)
     gen = {
         s: tuple(
-            seed_generates(runs, s, q.row, null_of, num_classes, judge) for q in (claim.a, claim.b)
+            seed_generates(
+                runs, s, q.row, null_of, num_classes, judge, (floors or {}).get(s, {}).get(judge)
+            )
+            for q in (claim.a, claim.b)
         )  # fmt: skip
         for s in seeds
     }
@@ -147,6 +155,7 @@ def compare_blocks(
     chain: Sequence[str],
     null_of: Callable[[str], str | None],
     num_classes: int,
+    floors: Floors | None = None,
 ) -> list[Block]:
     """The across-seed report. `rows`: (name, label) in table order; `null_of`: a row's null
     sampler set (None: it has none)."""
@@ -180,7 +189,7 @@ def compare_blocks(
                 if c is None:
                     cells += ["–", "–"]
                     continue
-                verdict, ci, n = seeds_verdict(runs, c, null_of, num_classes, judge)
+                verdict, ci, n = seeds_verdict(runs, c, null_of, num_classes, judge, floors)
                 cells += [fmt_interval(ci, 3), verdict]
                 verdicts.append(verdict)
                 counts.append(n)

@@ -145,6 +145,7 @@ def seed_record(exp: str, rev: str, names: list[str]) -> dict[str, Any]:
             rows[name] = {**(read_json(f"reports/sampling/{name}.json", rev, made) or {}), **ev}
     r0 = read_json("reports/train/r0.json", rev, made) or {}
     rows["r0"] = {"classifier_test_accuracy": r0.get("test_accuracy")}
+    ladder = read_json("reports/eval/ladder.json", rev, made) or {}
     base = subprocess.run(["git", "rev-parse", f"{rev}^"], capture_output=True, text=True)
     params_text = dvc.api.read("params.yaml", rev=rev)
     return {
@@ -153,6 +154,7 @@ def seed_record(exp: str, rev: str, names: list[str]) -> dict[str, Any]:
         "base_commit": base.stdout.strip() or None,
         "params_sha256": hashlib.sha256(params_text.encode()).hexdigest(),
         "sets": rows,
+        "ladder": ladder.get("rungs") or {},
     }
 
 
@@ -191,6 +193,7 @@ def main(
     seeds_dir: Annotated[Path, typer.Option("--seeds-dir")] = SEEDS_DIR,
 ) -> None:
     """Write the across-seed report of the seed experiments (or of their committed files)."""
+    from pipeline import claims as C
     from pipeline import methods
     from pipeline.compare import compare_blocks
     from pipeline.methods.stic import chain_rounds
@@ -216,8 +219,18 @@ def main(
     runs = {r["experiment"]: r["sets"] for r in records}
     table = [(n, f"STIC {n}" if n in rounds else label(n)) for n in names_in_table]
     made_by, nulls = methods.makers(params.methods), params.references.nulls
-    blocks = compare_blocks(runs, table, chain, lambda n: methods.null_of(n, made_by, nulls),
-                            params.data.num_classes)  # fmt: skip
+    k = params.data.num_classes
+    floors = {  # each seed's generation floor, from its own judges' ladder (pipeline.claims)
+        r["experiment"]: {
+            j: C.class_floor(
+                list((r.get("ladder") or {}).values()), r["sets"].get("real", {}).get("cas"), k, j
+            )  # fmt: skip
+            for j in C.JUDGES
+        }
+        for r in records
+    }
+    blocks = compare_blocks(runs, table, chain, lambda n: methods.null_of(n, made_by, nulls), k,
+                            floors)  # fmt: skip
     blocks += sources_block(records, seeds_dir)
     atomic_write_text(md, render_markdown(blocks, md.parent))
     atomic_write_text(html_out, render_html(blocks, lambda p: Path(p).read_bytes()))
