@@ -423,6 +423,20 @@ JUDGES_NOTE = (
 )
 
 
+def summary_sentence(results: Sequence[C.Result], seeds: int) -> str:
+    """The report's first line: how the paper claims fared on this run, and where the across-seed
+    verdicts are."""
+    paper = [r.verdict for r in results if r.claim.kind == "paper"]
+    counts = {v: paper.count(v) for v in dict.fromkeys(paper)}
+    parts = ", ".join(f"{n} {v}" for v, n in counts.items())
+    where = "on this seed" if seeds == 1 else f"on these {seeds} seeds"
+    return (
+        f"Of {len(paper)} paper claims, {where} and by both judges: {parts}. The verdicts across "
+        "seeds, which this page's single-seed ones stand behind, are in compare.md "
+        "(`bin/cgen compare`)."
+    )
+
+
 def floor_note(floors: Mapping[C.Judge, float | None]) -> str:
     """What the ladder set the generation test to."""
     read = [f"judge {j.name} {fmt(v, 3)}" for j, v in floors.items() if v is not None]
@@ -505,6 +519,10 @@ def report_blocks(
     n = real.eval.get(M.EVAL_COUNT) if real else None
     gen_col: Column = ("generates (A / B)", lambda r: generation_cell(generating, r.name))
     blocks: list[Block] = [("h1", f"Classifiers as generators: evaluation report ({dataset})")]
+    blocks.append(("p", summary_sentence(claim_results, seeds)))
+    if figures.overview is not None:
+        blocks.append(("img", figures.overview, "One hard sample per class of each set (the "
+                       "first of each class), real test digits last"))  # fmt: skip
     blocks.append(("p", (
         f"This report rests on {seeds} seed{'s' if seeds != 1 else ''} (runtime.seed); "
         "`bin/cgen compare` gives the verdicts across seeds (reports/compare.md). Every sample "
@@ -550,9 +568,6 @@ def report_blocks(
     if pub is not None:
         blocks.append(pub)
     blocks.append(("h2", "Samples"))
-    if figures.overview is not None:
-        blocks.append(("img", figures.overview, "One hard sample per class of each set (the "
-                       "first of each class), real test digits last"))  # fmt: skip
     grids = [(path, f"{r.label}: {caption}") for r in rows for path, caption in r.figures]
     blocks.append(("thumbs", grids))
     blocks.append(("h2", "STIC rounds"))
