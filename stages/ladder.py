@@ -67,7 +67,8 @@ def main(
         }
         cas_model = model_args(st.cfg["judge.model"], channels, train_set.num_classes)
         real = real_as_samples(test_set)
-        rungs, shown = {}, [("real", class_rows(real, 1)[0])]
+        drawn = real.subset(M.cap(len(real), cfg.count(len(test_set)), cfg.seed))  # as evaluated
+        rungs, shown = {}, [("real", class_rows(drawn, 1)[0])]
         for name, kind, strength in ladder.rungs():
             images = degrade(test_set.images, kind, strength, derive_seed(cfg.seed, "ladder", name))
             rung = SampleSet(images, real.targets, name, real.class_names)
