@@ -206,3 +206,21 @@ def test_across_seeds_a_claim_rests_on_the_seeds_where_both_sides_generate():
             "c": {"jem": {"discriminability": 0.8}}}  # fmt: skip
     iv = metric_interval(runs, "jem", "discriminability")
     assert iv.hi == 1.0 and iv.lo > 0
+
+
+def test_the_generation_floor_is_read_off_the_rungs_that_keep_their_class():
+    rungs = [
+        {"cas": 0.80, "discriminability": 0.90, "judge_b_discriminability": 0.99},  # keeps
+        {"cas": 0.60, "discriminability": 0.30, "judge_b_discriminability": 0.75},  # keeps
+        {"cas": 0.40, "discriminability": 0.15, "judge_b_discriminability": 0.70},  # lost
+    ]
+    # halfway from chance (0.1) to the real images' 0.9 is 0.5: the second rung is the weakest kept
+    assert C.class_floor(rungs, 0.9, 10, C.JUDGE_A) == 0.30
+    assert C.class_floor(rungs, 0.9, 10, C.JUDGE_B) == 0.75
+    assert C.class_floor(rungs, None, 10, C.JUDGE_A) is None  # no ceiling, no floor
+    assert C.class_floor(rungs[2:], 0.9, 10, C.JUDGE_A) is None  # no rung keeps its class
+    null = Iv(1800, 1750, 1850)
+    # above chance and below the null, but less recognisable than the floor: does not generate
+    assert C.generates(Iv(500, 450, 550), null, 0.25, 200, 10) is True
+    assert C.generates(Iv(500, 450, 550), null, 0.25, 200, 10, floor=0.30) is False
+    assert C.generates(Iv(500, 450, 550), null, 0.35, 200, 10, floor=0.30) is True
