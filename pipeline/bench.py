@@ -320,7 +320,8 @@ def evaluation_rows(judge, data: ImageSet, device: torch.device, flops: float) -
     cfg = M.EvalConfig(seed=0, num_samples=half, batch_size=256, judge_metrics=True,
                        kid_subsets=50, kid_subset_size=min(100, half), isc_splits=10,
                        prc_neighborhood=3, bootstrap=0, confidence=0.95, diversity=False,
-                       diversity_pairs=1, neighbours=0, inception_weights=None)  # fmt: skip
+                       diversity_pairs=1, neighbours=0, inception_weights=None,
+                       cas_steps=0)  # fmt: skip
     t = timed(lambda: M.fidelity(a, b, cfg))
     rows.append(Result("FID + KID + IS + precision/recall (torch-fidelity)", "images/s",
                        half / t, None, None))  # fmt: skip

@@ -126,10 +126,10 @@ def evaluate_samples(
     if cfg.diversity:
         metrics |= diversity_metrics(hard, train, cfg)
     metrics |= inception_metrics(hard, train, cfg, device)
-    if cas_model is not None and cfg.cas_steps > 0 and len(hard):
-        rest = torch.ones(len(test), dtype=torch.bool)
-        if of_test:
-            rest[drawn] = False
+    rest = torch.ones(len(test), dtype=torch.bool)
+    if of_test:
+        rest[drawn] = False  # the held-out images the samples are not
+    if cas_model is not None and cfg.cas_steps > 0 and len(hard) and rest.any():
         taught = ImageSet(hard.images, hard.labels, hard.class_names)
         metrics[CAS] = classification_accuracy_score(
             taught, test.subset(torch.nonzero(rest).flatten()), dict(cas_model), cfg.cas_steps,

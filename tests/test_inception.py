@@ -25,7 +25,7 @@ from pipeline.models import ModelConfig, build_model, model_args
 CFG = EvalConfig(seed=0, num_samples=20, batch_size=20, judge_metrics=True, kid_subsets=3,
                  kid_subset_size=10, isc_splits=2, prc_neighborhood=3, bootstrap=0,
                  confidence=0.95, diversity=False, diversity_pairs=5, neighbours=4,
-                 inception_weights=None)  # fmt: skip
+                 inception_weights=None, cas_steps=0)  # fmt: skip
 
 
 @pytest.fixture(scope="module")

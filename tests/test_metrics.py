@@ -10,7 +10,7 @@ from dataclasses import replace
 import pytest
 import torch
 import torch_fidelity
-from support import make_image_set, tiny_train
+from support import make_image_set, small_cnn, tiny_train
 
 from pipeline import evaluation as E
 from pipeline import metrics as M
@@ -79,6 +79,7 @@ CFG = M.EvalConfig(
     diversity_pairs=10,
     neighbours=4,
     inception_weights=None,
+    cas_steps=0,
 )
 
 
@@ -313,6 +314,19 @@ def test_evaluate_samples_measures_everything_at_the_same_count(judge_path, data
     assert capped.metrics[M.NUM_HARD] == 10 and capped.metrics[M.NUM_SOFT] == 10
     again = E.evaluate_samples(both, data, reference, judges, M.EvalConfig(**small))
     assert again.metrics == capped.metrics  # same seed, same subset, same numbers
+    # the classification accuracy score: taught by the samples, scored on the held-out images;
+    # samples that are the held-out images themselves leave the drawn ones out of the scoring
+    with_cas = M.EvalConfig(**{**small, "cas_steps": 20})
+    _, args = small_cnn(data.num_classes)
+    scored = E.evaluate_samples(both, data, reference, judges, with_cas, cas_model=args)
+    assert 0 <= scored.metrics[M.CAS] <= 1 and scored.metrics[M.CAS_TEST_IMAGES] == len(reference)
+    real = E.real_as_samples(reference)
+    own = E.evaluate_samples(real, data, reference, judges, with_cas, cas_model=args, of_test=True)
+    assert own.metrics[M.CAS_TEST_IMAGES] == len(reference) - 10
+    every = M.EvalConfig(**{**small, "num_samples": len(reference), "cas_steps": 20})
+    none_left = E.evaluate_samples(real, data, reference, judges, every, cas_model=args,
+                                   of_test=True)  # fmt: skip
+    assert M.CAS not in none_left.metrics  # every held-out image drawn: nothing to score on
 
 
 def test_inception_is_not_computed_without_a_local_weights_file(tmp_path):
