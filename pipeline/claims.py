@@ -25,11 +25,13 @@ project (a component's effect, a control or a peer comparison no paper states).
 A claim about samples can only be tested between sets that generate: two sets of noise differ
 in judge-FID without either being a generator. So each side of such a claim first passes the
 generation test (`generates`): its discriminability interval lies above chance's (the Wilson
-interval of 1/K at the same n), and its judge-FID interval lies below that of its null sampler
-(the method's own sampler on a flat target; for a method without one, the lowest of the nulls).
-When a side fails, the verdict is *untestable: neither side generates*, or *only the claimed
-side generates* / *only the other side generates*, which is itself a result; the usual rule runs
-only when both sides generate. Claims about classifiers (accuracy, the ReGene label guarantee)
+interval of 1/K at the same n), its discriminability reaches the floor read off the calibration
+ladder (`class_floor`: as recognisable as the most degraded real images that still carry their
+class), and its judge-FID interval lies below that of its null sampler (the method's own sampler
+on a flat target; for a method without one, the lowest of the nulls). When a side fails, the
+verdict is *untestable: neither side generates*, or *only the claimed side generates* / *only the
+other side generates*, which is itself a result; the usual rule runs only when both sides
+generate. Claims about classifiers (accuracy, the ReGene label guarantee)
 need no generation.
 """
 

@@ -462,9 +462,10 @@ LADDER_NOTE = (
 )
 GENERATION_NOTE = (
     "A claim about samples is tested only between sets that generate. A set generates when its "
-    "discriminability interval lies above chance's (the Wilson interval of 1/K at the same n) "
-    "and its judge-FID interval lies below its null sampler's (the method's own sampler on a "
-    "flat target; for a method without one, the lowest-FID null). Where a side does not "
+    "discriminability interval lies above chance's (the Wilson interval of 1/K at the same n), "
+    "its discriminability reaches the floor the calibration ladder sets (section Generation "
+    "test), and its judge-FID interval lies below its null sampler's (the method's own sampler "
+    "on a flat target; for a method without one, the lowest-FID null). Where a side does not "
     "generate, the verdict says so (untestable: neither side generates; only the claimed or "
     "only the other side generates) instead of comparing two sets of noise."
 )
