@@ -12,16 +12,17 @@ import typer
 
 from pipeline import metrics as M
 from pipeline.checkpoint import load_classifier
-from pipeline.data import load_image_set
+from pipeline.data import ImageSet, load_image_set
 from pipeline.evaluation import evaluate_samples, real_as_samples
 from pipeline.figures import save_grid, save_strips
-from pipeline.models import ModelConfig, expected_args, model_args
+from pipeline.models import Classifier, ModelConfig, expected_args, model_args
 from pipeline.panels import class_rows, interpolation_strips, neighbour_pairs
 from pipeline.samples import load_samples
 from stages.skeleton import (
     PARAMS_DEFAULT,
     MetricsOut,
     Params,
+    Stage,
     TestData,
     TrainData,
     stage,
@@ -34,6 +35,19 @@ STRIP_PAIRS = 4  # class pairs shown as interpolation strips
 STRIP_LENGTH = 9  # soft samples per strip, spread over the lambda range
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 Figure = Annotated[Path, typer.Option(help="PNG to write")]
+
+
+def measuring(
+    st: Stage, judge: Path, judge_b: Path, train_set: ImageSet
+) -> tuple[dict[str, Classifier], dict]:
+    """What a set is measured with: both judges, loaded under the current parameters, and the
+    args of the classifier the classification accuracy score trains (the judge's architecture)."""
+    channels = train_set.shape[0]
+    judges = {
+        key: load_classifier(path, expected_args(st.cfg[f"{key}.model"], channels), st.device)[0]
+        for key, path in (("judge", judge), ("judge_b", judge_b))
+    }
+    return judges, model_args(st.cfg["judge.model"], channels, train_set.num_classes)
 
 
 @app.command()
@@ -54,15 +68,8 @@ def main(
     with stage(f"evaluate@{name}", params, SECTIONS, tags={"evaluated": name}) as st:
         cfg: M.EvalConfig = st.cfg["eval.metrics"]
         train_set, test_set = load_image_set(train), load_image_set(test)
-        channels = train_set.shape[0]
-        judges = {
-            key: load_classifier(path, expected_args(st.cfg[f"{key}.model"], channels), st.device)[
-                0
-            ]
-            for key, path in (("judge", judge), ("judge_b", judge_b))
-        }
+        judges, cas_model = measuring(st, judge, judge_b, train_set)
         sample_set = real_as_samples(test_set) if samples is None else load_samples(samples)
-        cas_model = model_args(st.cfg["judge.model"], channels, train_set.num_classes)
         result = evaluate_samples(sample_set, train_set, test_set, judges, cfg, st.device,
                                   cas_model, of_test=samples is None)  # fmt: skip
         images, rows = class_rows(result.hard, GRID_PER_CLASS)

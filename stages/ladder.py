@@ -11,15 +11,15 @@ from typing import Annotated
 import typer
 
 from pipeline import metrics as M
-from pipeline.checkpoint import load_classifier
 from pipeline.data import load_image_set
 from pipeline.evaluation import evaluate_samples, real_as_samples
 from pipeline.figures import save_overview
 from pipeline.ladder import LadderConfig, degrade
-from pipeline.models import ModelConfig, expected_args, model_args
+from pipeline.models import ModelConfig
 from pipeline.panels import class_rows
 from pipeline.runtime import derive_seed
 from pipeline.samples import SampleSet
+from stages.evaluate import measuring
 from stages.skeleton import (
     PARAMS_DEFAULT,
     MetricsOut,
@@ -58,14 +58,7 @@ def main(
         cfg: M.EvalConfig = st.cfg["eval.metrics"]
         ladder: LadderConfig = st.cfg["eval.ladder"]
         train_set, test_set = load_image_set(train), load_image_set(test)
-        channels = train_set.shape[0]
-        judges = {
-            key: load_classifier(path, expected_args(st.cfg[f"{key}.model"], channels), st.device)[
-                0
-            ]  # fmt: skip
-            for key, path in (("judge", judge), ("judge_b", judge_b))
-        }
-        cas_model = model_args(st.cfg["judge.model"], channels, train_set.num_classes)
+        judges, cas_model = measuring(st, judge, judge_b, train_set)
         real = real_as_samples(test_set)
         drawn = real.subset(M.cap(len(real), cfg.count(len(test_set)), cfg.seed))  # as evaluated
         rungs, shown = {}, [("real", class_rows(drawn, 1)[0])]
