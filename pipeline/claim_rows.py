@@ -26,7 +26,6 @@ LABELS: dict[str, str] = {
     "sgld": "classifier + SGLD (control)",
     "regene": "ReGene",
     "acgan": "AC-GAN",
-    "acgan_paper_lr": "AC-GAN, paper lr 2e-4",
     "wang_torr": "Wang & Torr",
     "wang_torr_plain": "Wang & Torr, all off (plain)",
 }

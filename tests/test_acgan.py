@@ -104,6 +104,7 @@ def test_same_seed_same_samples(tiny_data):
 def test_variants_override_only_what_they_set(real_params):
     from pipeline.params import parse_params
 
+    real_params["acgan"]["variants"]["acgan_paper_lr"] = {"train": {"lr": 0.0002, "steps": 2100}}
     cfg = parse_params(real_params).acgan
     paper = cfg.resolved("acgan_paper_lr")
     assert paper.train.lr == 0.0002 and paper.model == cfg.model and paper.sample == cfg.sample

@@ -184,8 +184,8 @@ def test_a_claim_row_or_a_report_label_reruns_the_report_only(graph):
     assert stale_after(graph, "pipeline/claim_rows.py", old, "STIC's rounds improve samples") == {
         "report"
     }
-    old = '"acgan_paper_lr": "AC-GAN, paper lr 2e-4"'
-    new = '"acgan_paper_lr": "AC-GAN at the paper\'s lr"'
+    old = '"acgan": "AC-GAN"'
+    new = '"acgan": "AC-GAN baseline"'
     assert stale_after(graph, "pipeline/claim_rows.py", old, new) == {"report"}
 
 
