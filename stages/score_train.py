@@ -8,8 +8,14 @@ import typer
 
 from pipeline.config import to_dict
 from pipeline.data import load_image_set
-from pipeline.loop import Budget
-from pipeline.methods.score import NAME, ScoreStiCConfig, accuracy_at, train_score_classifier
+from pipeline.methods.score import (
+    NAME,
+    TRAINING_SECTIONS,
+    ScoreTraining,
+    accuracy_at,
+    train_passes_per_image,
+    train_score_classifier,
+)
 from pipeline.models import build_model, model_args
 from pipeline.resume import Snapshots, fingerprint
 from stages.outputs import TrainOutputs, write_training
@@ -26,7 +32,7 @@ from stages.skeleton import (
     stage,
 )
 
-SECTIONS = {"score_stic": ScoreStiCConfig}
+SECTIONS = TRAINING_SECTIONS
 CURVES = ("train_loss", "train_ce", "train_dsm", "test_accuracy")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -44,7 +50,7 @@ def main(
 ) -> None:
     """Train the score classifier g(x, sigma)."""
     with stage("score_train", params, SECTIONS, tags={"method": NAME}, system_metrics=True) as st:
-        cfg: ScoreStiCConfig = st.cfg["score_stic"]
+        cfg = ScoreTraining(**{key.split(".")[-1]: st.cfg[key] for key in SECTIONS})
         train_set, test_set = load_image_set(train), load_image_set(test)
         args = model_args(cfg.model, train_set.shape[0], train_set.num_classes)
         torch.manual_seed(st.seed(NAME, "init"))
@@ -63,8 +69,7 @@ def main(
             on_epoch=lambda epoch, row: st.run.log_metrics(row, step=epoch),
             accel=st.accel,
         )
-        # one double-backward step per image seen: counted as one pass
-        passes = Budget(cfg.train.steps, cfg.train.batch_size, len(train_set)).passes_per_image
+        passes = train_passes_per_image(cfg.train, len(train_set))
         write_training(
             st,
             TrainOutputs(model_out, metrics, figure, history_out),

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import get_type_hints
 
 import torch
 import torch.nn as nn
@@ -83,6 +84,26 @@ class ScoreSamplingConfig:
             raise ConfigError("soft_alpha: must be positive (a Dirichlet concentration)")
 
 
+# Network passes (forward and backward) per image in a training step: the forward, the input
+# gradient the DSM term compares (a backward kept in the graph) and the backward through both,
+# about three times a plain step's forward-and-backward.
+TRAIN_PASSES = 3.0
+
+
+@dataclass(frozen=True)
+class ScoreTraining:
+    """What training reads (stage score_train), so a sampler setting reruns sampling only."""
+
+    model: ModelConfig  # arch score_cnn
+    noise: NoiseConfig
+    train: TrainConfig
+    dsm_weight: float  # weight of the denoising score matching term (b)
+
+
+# the params sections of score_stic that ScoreTraining is made of
+TRAINING_SECTIONS = {f"{NAME}.{k}": tp for k, tp in get_type_hints(ScoreTraining).items()}
+
+
 @dataclass(frozen=True)
 class ScoreStiCConfig:
     model: ModelConfig  # arch score_cnn
@@ -91,6 +112,9 @@ class ScoreStiCConfig:
     dsm_weight: float  # weight of the denoising score matching term (b)
     sampler: SamplerConfig  # temperature and step_size are read at sigma_L (scaled per level)
     sampling: ScoreSamplingConfig
+
+    def training(self) -> ScoreTraining:
+        return ScoreTraining(self.model, self.noise, self.train, self.dsm_weight)
 
     def validate(self) -> None:
         if self.model.arch != "score_cnn":
@@ -139,7 +163,7 @@ def dsm_loss(
 def train_score_classifier(
     model: ScoreCNN,
     train: ImageSet,
-    cfg: ScoreStiCConfig,
+    cfg: ScoreTraining,
     *,
     device: torch.device,
     seed: int,
@@ -195,6 +219,11 @@ def train_score_classifier(
     )
     model.eval()
     return history
+
+
+def train_passes_per_image(train: TrainConfig, n_train: int) -> float:
+    """Network passes per training image over the whole training run (TRAIN_PASSES a step)."""
+    return TRAIN_PASSES * Budget(train.steps, train.batch_size, n_train).passes_per_image
 
 
 def accuracy_at(model: ScoreCNN, data: ImageSet, sigma: float) -> float:
