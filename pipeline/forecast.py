@@ -4,9 +4,12 @@ make at an assumed achieved throughput.
 
 A "pass" is one image through a network, forward and backward: training steps and sampler steps
 alike (a sampler step needs the gradient with respect to the image, about the cost of a training
-step's backward). Its FLOPs are three times the forward pass's (pipeline.bench.GRAD_PASS); the
-Score-STIC classifier's denoising loss differentiates an input gradient, about three passes more.
-The forecast is FLOPs / (achieved rate): the rate is an assumption, stated beside the table.
+step's backward). Its FLOPs are three times the forward pass's (pipeline.bench.GRAD_PASS). Each
+method's passes come from its own module, the same functions its stages log and the report
+compares (pipeline.chains.train_passes and each method's train_passes_per_image /
+passes_per_sample); a chain sample is one pass a step and one at its start, as the evaluation
+sets log it. The forecast is FLOPs / (achieved rate): the rate is
+an assumption, stated beside the table.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from dataclasses import dataclass
 
 from pipeline.bench import GRAD_PASS
 from pipeline.chains import train_passes
-from pipeline.methods.score import passes_per_sample as score_sample_passes
+from pipeline.methods import acgan, regene, score, wang_torr
 
-# an annealed/Score-STIC training step: CE + DSM, the DSM term differentiating an input gradient
-SCORE_TRAIN_PASSES = 3.0
+def chain_sample_passes(steps: int) -> int:
+    """A chain sample's passes: one a sampler step, one at its start (as
+    pipeline.eval_sets.evaluation_set logs them)."""
+    return steps + 1
+
+
 INCEPTION_FORWARD_GFLOPS = 11.5  # Inception-v3 at 299 x 299: 5.7 G multiply-adds, forward only
 
 
@@ -69,42 +76,34 @@ def profile_costs(
         out.append(Cost(f"stic_round@{name}", p.baseline.model.arch, passes * n_train, base))
         ev = p.stic.eval
         out.append(Cost(f"stic_sample@{name}", p.baseline.model.arch,
-                        (ev.hard_per_class * k + ev.soft) * (ev.steps + 1), base))  # fmt: skip
+                        (ev.hard_per_class * k + ev.soft) * chain_sample_passes(ev.steps),
+                        base))  # fmt: skip
     jem = forward_gflops(p.jem.model, "classifier") * GRAD_PASS
     passes = train_passes(p.jem.setting, n_train, "per_step", 0) * n_train
     out.append(Cost("jem_train", p.jem.model.arch, passes, jem))
-    out.append(Cost("jem_sample", p.jem.model.arch,
-                    p.jem.eval.hard_per_class * k * (p.jem.eval.steps + 1), jem))  # fmt: skip
-    out.append(Cost("sgld", p.baseline.model.arch,
-                    p.jem.eval.hard_per_class * k * (p.jem.eval.steps + 1), base))  # fmt: skip
+    jem_draws = p.jem.eval.hard_per_class * k * chain_sample_passes(p.jem.eval.steps)
+    out.append(Cost("jem_sample", p.jem.model.arch, jem_draws, jem))
+    out.append(Cost("sgld", p.baseline.model.arch, jem_draws, base))
     s = p.score_stic
-    score = forward_gflops(s.model, "score") * GRAD_PASS
+    g_score = forward_gflops(s.model, "score") * GRAD_PASS
     out.append(Cost("score_train", s.model.arch,
-                    s.train.steps * s.train.batch_size * SCORE_TRAIN_PASSES, score))  # fmt: skip
+                    score.train_passes_per_image(s.train, n_train) * n_train, g_score))  # fmt: skip
     out.append(Cost("score_sample", s.model.arch,
-                    (s.sampling.hard_per_class * k + s.sampling.soft) * score_sample_passes(s),
-                    score))  # fmt: skip
+                    (s.sampling.hard_per_class * k + s.sampling.soft) * score.passes_per_sample(s),
+                    g_score))  # fmt: skip
     for name in p.acgan.variants:
         v = p.acgan.resolved(name)
         g = forward_gflops(v.model, "acgan") * GRAD_PASS
-        # a D step on real and fake images and a G step through D: about three passes an image
         out.append(Cost(f"acgan_train@{name}", f"acgan {v.model.arch}",
-                        3 * v.train.steps * v.train.batch_size, g))  # fmt: skip
+                        acgan.train_passes_per_image(v.train, n_train) * n_train, g))  # fmt: skip
     d = p.regene.decoder
-    out.append(Cost("regene_train", "decoder", d.steps * d.batch_size,
+    out.append(Cost("regene_train", "decoder", regene.decoder_passes_per_image(d, n_train) * n_train,
                     forward_gflops(d, "decoder") * GRAD_PASS))  # fmt: skip
-    from pipeline.methods.wang_torr import passes_per_sample, resolution_schedule
-
     for name in p.wang_torr.variants:
         v = p.wang_torr.variant(name)
-        steps = sum(
-            n
-            for _, n in resolution_schedule(
-                v.start_resolution, p.data.image_size, v.steps_per_resolution, v.progressive
-            )
-        )
+        per_sample = wang_torr.passes_per_sample(v, p.data.image_size)
         out.append(Cost(f"wang_torr@{name}", p.baseline.model.arch,
-                        v.samples_per_class * k * passes_per_sample(v, steps), base))  # fmt: skip
+                        v.samples_per_class * k * per_sample, base))  # fmt: skip
     sets = len(p.stic.rounds) + len(p.eval.methods) + 1
     per_set = p.eval.metrics.count(n_test) + n_train  # every set is measured against train
     if p.eval.metrics.inception_weights is not None:

@@ -11,7 +11,6 @@ import typer
 from pipeline.config import to_dict
 from pipeline.config import variant as config_variant
 from pipeline.data import load_image_set
-from pipeline.loop import Budget
 from pipeline.methods import acgan
 from pipeline.resume import Snapshots, fingerprint
 from stages.outputs import TrainOutputs, write_training
@@ -91,7 +90,5 @@ def main(
             title=f"{variant}: losses (D minimises -(L_S + L_C))",
             discriminator_state=d_state,
             method=variant,
-            # D and G steps: about three forward passes per real image seen
-            train_passes_per_image=3.0
-            * Budget(train_cfg.steps, train_cfg.batch_size, len(data)).passes_per_image,
+            train_passes_per_image=acgan.train_passes_per_image(train_cfg, len(data)),
         )

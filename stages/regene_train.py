@@ -13,7 +13,6 @@ from pipeline.checkpoint import load_classifier
 from pipeline.config import to_dict
 from pipeline.data import load_image_set
 from pipeline.infer import embed_all
-from pipeline.loop import Budget
 from pipeline.methods import regene
 from pipeline.resume import Snapshots, fingerprint
 from stages.outputs import TrainOutputs, write_training
@@ -86,7 +85,7 @@ def main(
             title=f"{name}: decoder on {payload.get('round')} latents",
             recon=recon,
             method=name,
-            # the encoder's training, then one decoder pass per image seen
+            # the encoder's training, then the decoder's
             train_passes_per_image=payload.get("train_passes_per_image", 0.0)
-            + Budget(cfg.steps, cfg.batch_size, len(train_set)).passes_per_image,
+            + regene.decoder_passes_per_image(cfg, len(train_set)),
         )

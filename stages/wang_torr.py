@@ -58,10 +58,6 @@ def main(
         images, labels, losses = wang_torr.sample(
             model, cfg, stats, k, data.shape, st.generator(variant, "sampler")
         )
-        schedule = wang_torr.resolution_schedule(
-            cfg.start_resolution, data.shape[1], cfg.steps_per_resolution, cfg.progressive
-        )
-        steps = sum(n for _, n in schedule)
         write_samples(
             st,
             SampleOutputs(samples_out, metrics, figure),
@@ -69,7 +65,7 @@ def main(
             {f"final_{key_}": v for key_, v in losses.items()}
             | {
                 "classifier_agreement": agreement(model, images, hard_targets(labels, k), k),
-                "passes_per_sample": wang_torr.passes_per_sample(cfg, steps),
+                "passes_per_sample": wang_torr.passes_per_sample(cfg, data.shape[1]),
                 **from_checkpoint(payload),
             },
             title=f"{variant}: Wang & Torr on {payload.get('round')} ({wang_torr.components(cfg)})",

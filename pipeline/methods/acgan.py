@@ -396,3 +396,10 @@ def sample(
 
 
 PASSES_PER_SAMPLE = 1  # one generator pass a sample
+# network passes per real image in a step: D on the real and the fake batch, G's step through D
+TRAIN_PASSES = 3.0
+
+
+def train_passes_per_image(train: ACGANTrainConfig, n_train: int) -> float:
+    """Network passes per training image over the whole training run."""
+    return TRAIN_PASSES * Budget(train.steps, train.batch_size, n_train).passes_per_image

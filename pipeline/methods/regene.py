@@ -228,3 +228,8 @@ def decode(decoder: Decoder, latents: torch.Tensor, batch_size: int = 256) -> to
 
 
 PASSES_PER_SAMPLE = 1  # one decoder pass a sample (the latents are the training set's)
+
+
+def decoder_passes_per_image(cfg: DecoderConfig, n_train: int) -> float:
+    """Decoder passes per training image over its training (its encoder's cost is the round's)."""
+    return Budget(cfg.steps, cfg.batch_size, n_train).passes_per_image

@@ -276,7 +276,9 @@ def sample(
     return torch.cat(images), labels, {k: v / len(labels) for k, v in sums.items()}
 
 
-def passes_per_sample(cfg: WangTorrConfig, steps: int) -> int:
-    """Network passes per sample over `steps` optimisation steps: each scores the image and, with
-    views, its `num_views` masked views."""
-    return steps * (cfg.num_views + 1 if cfg.views else 1)
+def passes_per_sample(cfg: WangTorrConfig, size: int) -> int:
+    """Network passes per sample at image size `size`: every optimisation step of the resolution
+    schedule scores the image and, with views, its `num_views` masked views."""
+    schedule = resolution_schedule(cfg.start_resolution, size, cfg.steps_per_resolution,
+                                   cfg.progressive)  # fmt: skip
+    return sum(n for _, n in schedule) * (cfg.num_views + 1 if cfg.views else 1)
