@@ -305,7 +305,10 @@ COSTS = ("train_passes_per_image", "passes_per_sample")  # what a set cost: trai
 
 def budgets(claim: C.Claim, rows: Mapping[str, Row]) -> tuple[str, str]:
     """A claim's two sides' costs ("a vs b" in network passes: per training image; per sample)
-    and whether they are matched (both within 10% of each other); '–' where a side has none."""
+    and how they compare: "yes" (matched: both within 10% of each other), "a cheaper" or
+    "b cheaper" (that side spends at most 10% more on both, less on one: where it wins, it won
+    despite the other's larger budget), "no" (each spends more on one); '–' where a side has
+    none."""
     costs = []
     for key in COSTS:
         pair = [rows[q.row].get(key) if q.row in rows else None for q in (claim.a, claim.b)]
@@ -313,8 +316,20 @@ def budgets(claim: C.Claim, rows: Mapping[str, Row]) -> tuple[str, str]:
             return MISSING, MISSING
         costs.append(pair)
     text = "; ".join(f"{fmt(a, 0)} vs {fmt(b, 0)}" for a, b in costs)
-    matched = all(abs(a - b) <= 0.1 * max(abs(a), abs(b)) for a, b in costs)
-    return text, "yes" if matched else "no"
+    return text, matching(costs)
+
+
+def matching(costs: Sequence[Sequence[float]]) -> str:
+    """"yes", "a cheaper", "b cheaper" or "no" for (a, b) cost pairs (see budgets)."""
+
+    def within(x: float, y: float) -> bool:  # x at most 10% above y
+        return x <= y + 0.1 * max(abs(x), abs(y))
+
+    a_within = all(within(a, b) for a, b in costs)
+    b_within = all(within(b, a) for a, b in costs)
+    if a_within and b_within:
+        return "yes"
+    return "a cheaper" if a_within else "b cheaper" if b_within else "no"
 
 
 def claims_table(results: Sequence[C.Result], rows: Mapping[str, Row]) -> tuple:
@@ -419,7 +434,9 @@ JUDGES_NOTE = (
     "verdict is theirs where they agree and judge-dependent where they do not. Claims on a "
     "classifier's accuracy or on the interpolation error rest on judge A alone (–). Cost: "
     "network passes per training image (chain steps included) and per sample, side a vs side "
-    "b; matched: both within 10% of each other."
+    "b; matched: yes where both are within 10% of each other; a (or b) cheaper where that side "
+    "spends no more on either (where it wins, it won despite the other's larger budget); no "
+    "otherwise."
 )
 
 

@@ -165,3 +165,21 @@ def test_panels_lay_out_hard_samples_by_class_and_soft_ones_by_pair():
     assert strips[0][0] == "a|b" and len(strips[0][1]) == 3  # three a|b mixes, sorted by lambda
     assert [c.split("\n")[0] for c in strips[0][2]] == ["λ=0.10", "λ=0.30", "λ=0.80"]
     assert math.isclose(float(strips[0][2][0].split("p=")[1]), 0.5)
+
+
+def test_costs_are_matched_or_name_the_cheaper_side():
+    """A claim's sides are matched when both costs lie within 10%; otherwise the side spending no
+    more on either is named (its win holds at matched budgets), else the sides are unmatched."""
+    assert R.matching([(333, 352), (201, 201)]) == "yes"
+    assert R.matching([(70, 333), (201, 201)]) == "a cheaper"
+    assert R.matching([(333, 63), (201, 1)]) == "b cheaper"
+    assert R.matching([(333, 333), (352, 64)]) == "b cheaper"
+    assert R.matching([(70, 333), (1011, 201)]) == "no"
+    claim = next(c for c in all_claims(["r1", "r2", "r3"]) if c.a.row == "score_stic")
+    rows = {
+        "score_stic": row("score_stic", train_passes_per_image=70.4, passes_per_sample=201),
+        "r3": row("r3", train_passes_per_image=333.0, passes_per_sample=201),
+    }
+    assert R.budgets(claim, rows) == ("70 vs 333; 201 vs 201", "a cheaper")
+    del rows["r3"].eval["passes_per_sample"]
+    assert R.budgets(claim, rows) == (R.MISSING, R.MISSING)
