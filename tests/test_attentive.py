@@ -15,6 +15,7 @@ from pipeline.methods.attentive import (
     saliency_centres,
     window_mask,
 )
+from pipeline.errors import ConfigError
 from pipeline.samplers import SamplerConfig
 
 SAMPLER = SamplerConfig(
@@ -22,7 +23,7 @@ SAMPLER = SamplerConfig(
     adapt_rate=0.5, step_min=1e-6, step_max=1.0, gram_weight=0.0, gram_layers=(),
 )  # fmt: skip
 CFG = AttentiveConfig(glimpses=3, steps_per_glimpse=4, window=4, mask="square",
-                      order="saliency", hard_per_class=2, soft=0)  # fmt: skip
+                      order="saliency", inhibition=0.0, hard_per_class=2, soft=0)  # fmt: skip
 
 
 def pull_to(target: torch.Tensor):
@@ -54,6 +55,35 @@ def test_saliency_picks_where_the_gradient_is_large():
     assert centres.tolist() == [[6, 1], [2, 5]]  # |grad|: the sign does not matter
     r = random_centres(100, 8, torch.Generator().manual_seed(0))
     assert r.min() >= 0 and r.max() <= 7 and len(set(map(tuple, r.tolist()))) > 20
+
+
+def test_inhibition_of_return_moves_the_window_on():
+    """Without inhibition the window returns to the most salient place glimpse after glimpse;
+    with it, a visited place loses saliency and the next window opens elsewhere."""
+    grad = torch.zeros(1, 1, 8, 8)
+    grad[0, 0, 0:3, 0:3] = 2.0  # the most salient 3x3 window, centre (1, 1)
+    grad[0, 0, 5:8, 5:8] = 1.0  # the next, centre (6, 6)
+    visits = window_mask(torch.tensor([[1, 1]]), 8, 3, "square")
+    assert saliency_centres(grad, 3, visits, 0.0).tolist() == [[1, 1]]
+    assert saliency_centres(grad, 3, visits, 0.8).tolist() == [[6, 6]]
+    with pytest.raises(ConfigError, match="inhibition"):
+        replace(CFG, inhibition=1.0).validate()
+
+
+def test_a_drawing_with_inhibition_covers_more_of_the_canvas():
+    """A target that pulls one corner hardest: saliency alone keeps drawing there; with
+    inhibition of return the glimpses spread over the canvas."""
+    target = torch.full((1, 1, 8, 8), 0.2)
+    target[..., :4, :4] = 0.9
+    x0 = -torch.ones(1, 1, 8, 8) + 0.01
+    log_eps = torch.full((1,), math.log(0.01))
+    cfg = replace(CFG, glimpses=4)
+    moved = {}
+    for h in (0.0, 0.9):
+        out = draw(pull_to(target), x0, log_eps, SAMPLER, replace(cfg, inhibition=h),
+                   torch.Generator().manual_seed(0))  # fmt: skip
+        moved[h] = int((out.x != x0).sum())
+    assert moved[0.9] > moved[0.0], moved
 
 
 def test_drawing_moves_only_the_window_at_each_glimpse():

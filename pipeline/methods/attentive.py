@@ -7,7 +7,9 @@ mask of side `window` whose centre is where the saliency |grad_x log pi(x)| of t
 it: a block update whose MH ratio uses the masked proposal (a diagonal preconditioner that is 0
 outside the window, `pipeline.samplers.mala_step`), so each step leaves pi invariant. Because the
 saliency window depends on the current state, the scan as a whole is adaptive and only
-approximately exact; `order: random` (uniform window centres, independent of the state) is the
+approximately exact. With `inhibition` h > 0 (inhibition of return) a pixel's saliency is
+discounted by (1 - h) for every earlier window that covered it, so the windows move on to parts
+of the canvas not yet drawn; `order: random` (uniform window centres, independent of the state) is the
 exact control. `mask: none` is full-image GRMALA at the same pixel-update budget: round(T *
 steps_per_glimpse * window pixels / image pixels) steps, split into T segments. The canvas after
 each glimpse (or segment) is the drawing sequence.
@@ -44,6 +46,9 @@ class AttentiveConfig:
     window: int  # side of the window, pixels
     mask: Mask  # square or gaussian window; none = full-image GRMALA at the same budget
     order: Order  # saliency (adaptive) or random (exact) window centres
+    # saliency: inhibition of return, the share of a pixel's saliency each earlier window covering
+    # it takes away (0 = none: the window may return to the same place; must be below 1)
+    inhibition: float
     hard_per_class: int
     soft: int  # two-class mixes (interpolation); 0 = none
 
@@ -52,6 +57,8 @@ class AttentiveConfig:
             raise ConfigError("glimpses: steps_per_glimpse, window and hard_per_class must be >= 1")
         if self.soft < 0:
             raise ConfigError("soft: must be >= 0")
+        if not 0 <= self.inhibition < 1:
+            raise ConfigError(f"inhibition: {self.inhibition} must be in [0, 1)")
 
     def full_image_steps(self, size: int) -> int:
         """Full-image steps with the same number of pixel updates as the glimpses."""
@@ -101,9 +108,15 @@ def window_mask(centres: torch.Tensor, size: int, window: int, mask: Mask) -> to
     return w[:, None]
 
 
-def saliency_centres(grad: torch.Tensor, window: int) -> torch.Tensor:
-    """(B, 2) centre of the window with the largest mean |grad| (summed over channels)."""
+def saliency_centres(
+    grad: torch.Tensor, window: int, visits: torch.Tensor | None = None, inhibition: float = 0.0
+) -> torch.Tensor:
+    """(B, 2) centre of the window with the largest mean |grad| (summed over channels), each
+    pixel's saliency discounted by (1 - inhibition) per earlier window that covered it (`visits`
+    (B, 1, S, S), counts)."""
     sal = grad.abs().sum(1, keepdim=True)  # (B, 1, S, S)
+    if visits is not None and inhibition > 0:
+        sal = sal * (1 - inhibition) ** visits.to(sal.device)
     pooled = F.avg_pool2d(sal, window, stride=1, padding=window // 2, count_include_pad=True)
     size = pooled.shape[-1]
     flat = pooled.flatten(1).argmax(1)
@@ -142,6 +155,7 @@ def draw(
     window = min(cfg.window, size)
     sequence, trace = [x.cpu()], Trace()
     accepted = torch.zeros(x.shape[0], dtype=torch.long)
+    visits = torch.zeros(x.shape[0], 1, size, size)  # windows that covered each pixel so far
     per_segment = (
         cfg.steps_per_glimpse
         if cfg.mask != "none"
@@ -152,10 +166,12 @@ def draw(
         if cfg.mask != "none":
             if cfg.order == "saliency":
                 _, grad = fn(x)
-                centres = saliency_centres(grad, window)
+                centres = saliency_centres(grad, window, visits, cfg.inhibition)
             else:
                 centres = random_centres(x.shape[0], size, gen)
-            precond = window_mask(centres.cpu(), size, window, cfg.mask).to(x.device)
+            covered = window_mask(centres.cpu(), size, window, cfg.mask)
+            visits += covered > 0
+            precond = covered.to(x.device)
         adapt = min(per_segment, max(0, adapt_steps - t * per_segment))
         run = run_chains(
             fn, x, log_eps, sampler, gen, steps=per_segment, adapt_steps=adapt, precond=precond,
