@@ -10,7 +10,7 @@ from typing import Any
 from pipeline import claims as C
 from pipeline import metrics as M
 from pipeline.claim_rows import claims as all_claims
-from pipeline.report import Block, fmt, fmt_interval
+from pipeline.report import Block, budgets, fmt, fmt_interval
 
 # seed -> row name -> the row's metrics (evaluation and sampling merged)
 Runs = Mapping[str, Mapping[str, Mapping[str, Any]]]
@@ -177,7 +177,9 @@ def compare_blocks(
         "Each judge reads a claim about samples on its own numbers (judge A: settings are chosen "
         "on it; judge B: another architecture and seed), its generation test included; the "
         "verdict is theirs where they agree and judge-dependent where they do not. Accuracy and "
-        "interpolation-error claims rest on judge A alone (–)."
+        "interpolation-error claims rest on judge A alone (–). Cost: network passes per training "
+        "image and per sample, a vs b; matched: yes within 10%, or the side that spends no more "
+        "on either (where it wins, it won despite the other's larger budget)."
     )))  # fmt: skip
     for kind, title in (("paper", "Paper claims"), ("ablation", "Ablation hypotheses")):
         table = []
@@ -194,14 +196,18 @@ def compare_blocks(
                 cells += [fmt_interval(ci, 3), verdict]
                 verdicts.append(verdict)
                 counts.append(n)
+            # costs are the same on every seed (the budgets are params): the first that ran both
+            ran = [runs[s] for s in seeds if {claim.a.row, claim.b.row} <= set(runs[s])]
             table.append([
                 claim.text, claim.paper, f"{claim.a.metric}: {claim.a.row} - {claim.b.row}",
+                *(budgets(claim, ran[0]) if ran else ("–", "–")),
                 _mean([value(runs, s, claim.a) for s in seeds]),
                 _mean([value(runs, s, claim.b) for s in seeds]),
                 *cells, str(min(counts)), C.agreed(verdicts),
             ])  # fmt: skip
         blocks.append(("h3", title))
-        blocks.append(("table", ["claim", "paper", "difference (judge A)", "a", "b",
+        blocks.append(("table", ["claim", "paper", "difference (judge A)",
+                                 "cost: train; sample", "matched", "a", "b",
                                  "a - b [95% t], A", "judge A", "a - b [95% t], B", "judge B",
                                  "seeds", "verdict"], table))  # fmt: skip
     blocks.append(("h2", "Metrics"))

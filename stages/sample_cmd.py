@@ -393,17 +393,20 @@ def draw_sgld(job: Job) -> Drawn:
 
 
 def draw_score(job: Job) -> Drawn:
-    """As stage score_sample: annealed Langevin on the class score (`score.sample`)."""
+    """As stage score_sample: the variant's annealed Langevin on the class score
+    (`score.sample`)."""
     from pipeline.checkpoint import load_classifier
     from pipeline.methods import score
 
-    cfg = job.section("score_stic")
+    variants = {job.name: job.section("score_stic.variants.{variant}")}
+    cfg = score.drawing_of(job.section("score_stic.noise"), job.section("score_stic.sampler"),
+                           job.section("score_stic.sampling"), variants, job.name)  # fmt: skip
     net, _ = load_classifier(job.model, device=job.device)
     targets = job.targets(cfg.sampling.soft_alpha)
     run = score.sample(net, targets, cfg, job.generator("chains"), shape=job.data.shape,
                        real=job.data, device=job.device)  # fmt: skip
     at_min = net.at(cfg.noise.sigma_min)
-    return Drawn(run.x, targets, f"Score-STIC: annealed Langevin, {cfg.noise.levels} levels",
+    return Drawn(run.x, targets, f"{job.name}: annealed Langevin, {cfg.noise.levels} levels",
                  agreement_of(at_min, run.x, targets, job.data.num_classes))  # fmt: skip
 
 

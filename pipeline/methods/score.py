@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from pipeline.accel import OFF, Accel, autocast, training_net
 from pipeline.chains import Drawing, class_mean_grams
+from pipeline.config import Overrides, variant
 from pipeline.data import ImageSet, to_uint8
 from pipeline.densities import classifier_density, null_density
 from pipeline.dist import chain_rows, mean_over_ranks, reseed_rank, rows, share
@@ -105,6 +106,25 @@ TRAINING_SECTIONS = {f"{NAME}.{k}": tp for k, tp in get_type_hints(ScoreTraining
 
 
 @dataclass(frozen=True)
+class ScoreVariant:
+    """A sample set of its own, drawn from the one trained score classifier: overrides of
+    score_stic.sampler / score_stic.sampling."""
+
+    sampler: Overrides | None = None
+    sampling: Overrides | None = None
+
+
+@dataclass(frozen=True)
+class ScoreDrawing:
+    """What drawing reads (stage score_sample, the null sampler): the noise levels, the sampler
+    and its schedule."""
+
+    noise: NoiseConfig
+    sampler: SamplerConfig  # temperature and step_size are read at sigma_L (scaled per level)
+    sampling: ScoreSamplingConfig
+
+
+@dataclass(frozen=True)
 class ScoreStiCConfig:
     model: ModelConfig  # arch score_cnn
     noise: NoiseConfig
@@ -112,25 +132,52 @@ class ScoreStiCConfig:
     dsm_weight: float  # weight of the denoising score matching term (b)
     sampler: SamplerConfig  # temperature and step_size are read at sigma_L (scaled per level)
     sampling: ScoreSamplingConfig
+    variants: dict[str, ScoreVariant]  # sample-set name -> overrides ({} = the sections as is)
 
     def training(self) -> ScoreTraining:
         return ScoreTraining(self.model, self.noise, self.train, self.dsm_weight)
+
+    def drawing(self, name: str | None = None) -> ScoreDrawing:
+        """How variant `name` draws (None: the sections as they are, as the null sampler)."""
+        return drawing_of(self.noise, self.sampler, self.sampling, self.variants, name)
 
     def validate(self) -> None:
         if self.model.arch != "score_cnn":
             raise ConfigError("model.arch: Score-STIC needs the noise-conditional score_cnn")
         if self.dsm_weight < 0:
             raise ConfigError("dsm_weight: must be >= 0")
+        if not self.variants:
+            raise ConfigError("variants: list at least one variant (e.g. score_stic: {})")
+        for name in self.variants:
+            self.drawing(name)
 
     # what the parameter gate asks of every method (pipeline.methods)
     def sample_sets(self) -> list[str]:
-        return [NAME]
+        return list(self.variants)
 
     def hard_counts(self) -> dict[str, int]:
-        return {"sampling.hard_per_class": self.sampling.hard_per_class}
+        return {f"variants.{n}.sampling.hard_per_class": self.drawing(n).sampling.hard_per_class
+                for n in self.variants}  # fmt: skip
 
     def models(self) -> dict:
         return {"model": self.model}
+
+
+def drawing_of(
+    noise: NoiseConfig,
+    sampler: SamplerConfig,
+    sampling: ScoreSamplingConfig,
+    variants: dict[str, ScoreVariant],
+    name: str | None,
+) -> ScoreDrawing:
+    """The sections with variant `name`'s overrides (None: as they are)."""
+    if name is None:
+        return ScoreDrawing(noise, sampler, sampling)
+    return ScoreDrawing(
+        noise,
+        variant(SamplerConfig, sampler, variants, name, NAME, "sampler"),
+        variant(ScoreSamplingConfig, sampling, variants, name, NAME, "sampling"),
+    )
 
 
 class Levels(nn.Module):
@@ -236,7 +283,7 @@ def accuracy_at(model: ScoreCNN, data: ImageSet, sigma: float) -> float:
 
 def evaluation_draw(
     model: ScoreCNN | None,
-    cfg: ScoreStiCConfig,
+    cfg: ScoreDrawing,
     data: ImageSet,
     gen_targets: torch.Generator,
     gen_chains: torch.Generator,
@@ -252,7 +299,7 @@ def evaluation_draw(
     return targets, run
 
 
-def passes_per_sample(cfg: ScoreStiCConfig) -> int:
+def passes_per_sample(cfg: ScoreDrawing) -> int:
     """Network passes (forward and backward) per sample: one per annealed step and per level's
     start, plus the denoising step."""
     s = cfg.sampling
@@ -262,7 +309,7 @@ def passes_per_sample(cfg: ScoreStiCConfig) -> int:
 def sample(
     model: ScoreCNN | None,
     targets: torch.Tensor,
-    cfg: ScoreStiCConfig,
+    cfg: ScoreDrawing,
     gen: torch.Generator,
     *,
     shape: tuple[int, int, int],
@@ -310,7 +357,8 @@ def sample(
 
 
 def null_set(cfg: ScoreStiCConfig, data, gen_targets, gen_chains, *, name: str, device):
-    """Score-STIC's own evaluation draw (`evaluation_draw`) on a flat target."""
-    targets, run = evaluation_draw(None, cfg, data, gen_targets, gen_chains, device=device)
+    """Score-STIC's own evaluation draw (`evaluation_draw`, the sections as they are) on a flat
+    target."""
+    targets, run = evaluation_draw(None, cfg.drawing(), data, gen_targets, gen_chains, device=device)
     samples = SampleSet(to_uint8(run.x), targets, name, data.class_names)
     return samples, {"acceptance_rate": run.trace.summary()["acceptance_rate"]}
