@@ -47,6 +47,23 @@ def _cmd(stage) -> str:
     return " ".join(stage["cmd"]) if isinstance(stage["cmd"], list) else stage["cmd"]
 
 
+def test_the_lock_holds_the_pipelines_stages_only():
+    """A stage removed from dvc.yaml (or a foreach item from params.yaml) leaves its entry in
+    dvc.lock, which DVC rewrites after every stage: the committed lock holds none."""
+    dvc, params = _load()
+    names = set()
+    for name, stage in dvc["stages"].items():
+        if "foreach" not in stage:
+            names.add(name)
+            continue
+        items = params
+        for key in stage["foreach"].strip("${}").split("."):
+            items = items[key]
+        names |= {f"{name}@{item}" for item in items}
+    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())
+    assert set(lock["stages"]) == names
+
+
 def test_dvc_yaml_is_what_dvc_deps_writes():
     """The module deps are generated (`bin/cgen dvc-deps --write`); a hand edit or a new import
     that was not written back fails here."""
