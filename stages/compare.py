@@ -94,7 +94,9 @@ def not_made(lock: dict, params: dict) -> set[str]:
     outs = {name: [o["path"] for o in entry.get("outs") or []] for name, entry in stages.items()}
     grew = True
     while grew:
-        stale_outs = [p for name in stale for p in outs[name]]
+        # a file a stale entry names but a current stage made (a removed stage's entry) is made
+        fresh = {p for name in stages if name not in stale for p in outs[name]}
+        stale_outs = [p for name in stale for p in outs[name] if p not in fresh]
         new = {
             name
             for name, entry in stages.items()

@@ -134,12 +134,14 @@ def test_compare_reads_only_what_a_targeted_experiment_made_itself():
         "r2": entry({"runtime": {"seed": 0}}, ["data/models/r1.pt"], ["data/models/r2.pt"]),
         "eval_r2": entry({}, ["data/models/r2.pt"], ["reports/eval"]),
         "eval_r1": entry({"eval": 1}, ["data/models/r1.pt"], ["reports/eval_r1.json"]),
-        # an entry of a stage since removed, with old params, naming a file a live stage makes
+        "sample_r1": entry({}, ["data/models/r1.pt"], ["data/samples/r1.pt"]),
+        # an entry of a stage since removed, with old params, naming a file a live stage makes:
+        # that file, and what reads it, were made
         "synthesize": entry({"runtime": {"seed": 7}}, ["data/train.pt"], ["data/models/r1.pt"]),
     }}  # fmt: skip
     stale = not_made(lock, params)
     # r2 ran with seed 0 (the base commit's), eval_r2 downstream of it, eval_r1 reads a key
-    # the experiment's params do not have; prepare and r1 match the experiment's params
+    # the experiment's params do not have; prepare, r1 and sample_r1 match the experiment's
     assert stale == {"data/models/r2.pt", "reports/eval", "reports/eval_r1.json"}
     params["runtime"]["seed"] = 0  # the base commit itself: r1 was not made with seed 0
     assert "data/models/r1.pt" in not_made(lock, params)
