@@ -8,8 +8,8 @@ step's backward). Its FLOPs are three times the forward pass's (pipeline.bench.G
 method's passes come from its own module, the same functions its stages log and the report
 compares (pipeline.chains.train_passes and each method's train_passes_per_image /
 passes_per_sample); a chain sample is one pass a step and one at its start, as the evaluation
-sets log it. The forecast is FLOPs / (achieved rate): the rate is
-an assumption, stated beside the table.
+sets log it. The forecast is FLOPs / (achieved rate): the rate is an assumption, stated beside the
+table.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pipeline.bench import GRAD_PASS
 from pipeline.chains import train_passes
 from pipeline.methods import acgan, regene, score, wang_torr
+
 
 def chain_sample_passes(steps: int) -> int:
     """A chain sample's passes: one a sampler step, one at its start (as
@@ -97,7 +98,8 @@ def profile_costs(
         out.append(Cost(f"acgan_train@{name}", f"acgan {v.model.arch}",
                         acgan.train_passes_per_image(v.train, n_train) * n_train, g))  # fmt: skip
     d = p.regene.decoder
-    out.append(Cost("regene_train", "decoder", regene.decoder_passes_per_image(d, n_train) * n_train,
+    decoder_passes = regene.decoder_passes_per_image(d, n_train) * n_train
+    out.append(Cost("regene_train", "decoder", decoder_passes,
                     forward_gflops(d, "decoder") * GRAD_PASS))  # fmt: skip
     for name in p.wang_torr.variants:
         v = p.wang_torr.variant(name)

@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
+from pipeline.errors import ConfigError
 from pipeline.methods.attentive import (
     AttentiveConfig,
     draw,
@@ -15,7 +16,6 @@ from pipeline.methods.attentive import (
     saliency_centres,
     window_mask,
 )
-from pipeline.errors import ConfigError
 from pipeline.samplers import SamplerConfig
 
 SAMPLER = SamplerConfig(

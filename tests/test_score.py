@@ -63,8 +63,8 @@ def test_score_classifier_learns_and_samples_in_the_box(tiny_data, real_params):
                   sampling=replace(cfg.sampling, steps_per_level=2))  # fmt: skip
     torch.manual_seed(0)
     model = build_model(model_args(cfg.model, 1, 3))
-    history = train_score_classifier(model, tiny_data, cfg.training(), device=torch.device("cpu"), seed=0,
-                                     test=tiny_data)  # fmt: skip
+    history = train_score_classifier(model, tiny_data, cfg.training(), device=torch.device("cpu"),
+                                     seed=0, test=tiny_data)  # fmt: skip
     assert history[-1]["train_dsm"] < history[0]["train_dsm"]
     assert history[-1]["test_accuracy"] > 0.6
     targets = torch.eye(3)[[0, 1, 2, 0]]

@@ -172,7 +172,8 @@ def test_the_mala_kernel_reruns_every_stage_that_draws_with_it_and_their_nulls(g
     stale = stale_after(graph, "pipeline/samplers.py")
     nulls = {f"null_sampler@{n}" for n in ("null_stic", "null_jem", "null_score")}
     assert nulls <= stale, f"the null references must rerun with the sampler: {sorted(stale)}"
-    draws = {"stic_round@r1", "stic_sample@r1", "jem_train", "jem_sample", "score_sample@score_stic", "sgld"}
+    draws = {"stic_round@r1", "stic_sample@r1", "jem_train", "jem_sample",
+             "score_sample@score_stic", "sgld"}
     assert draws <= stale, sorted(stale)
     assert "prepare" not in stale and not any(s.startswith("evaluate") for s in stale)
 
