@@ -9,8 +9,8 @@ outside the window, `pipeline.samplers.mala_step`), so each step leaves pi invar
 saliency window depends on the current state, the scan as a whole is adaptive and only
 approximately exact. With `inhibition` h > 0 (inhibition of return) a pixel's saliency is
 discounted by (1 - h) for every earlier window that covered it, so the windows move on to parts
-of the canvas not yet drawn; `order: random` (uniform window centres, independent of the state) is the
-exact control. `mask: none` is full-image GRMALA at the same pixel-update budget: round(T *
+of the canvas not yet drawn; `order: random` (uniform window centres, independent of the state)
+is the exact control. `mask: none` is full-image GRMALA at the same pixel-update budget: round(T *
 steps_per_glimpse * window pixels / image pixels) steps, split into T segments. The canvas after
 each glimpse (or segment) is the drawing sequence.
 
