@@ -48,7 +48,8 @@ def train_cmd(kind: str, d: Path, out: Path, params: Path, resume: Path | None =
 def sample_cmd(kind: str, d: Path, out: Path, params: Path) -> list:
     return [f"{kind}-sample", "--model", out.parent / "models" / f"{kind}.pt", "--train",
             d / "train.pt", "--samples-out", out / f"{kind}.pt", "--metrics", out / f"{kind}.json",
-            "--figure", out / f"{kind}.png", "--params", params]  # fmt: skip
+            "--figure", out / f"{kind}.png", "--params", params,
+            *(["--variant", "score_stic"] if kind == "score" else [])]  # fmt: skip
 
 
 def stage_runs_in(db: Path) -> list[str]:
