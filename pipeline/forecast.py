@@ -101,11 +101,18 @@ def profile_costs(
     decoder_passes = regene.decoder_passes_per_image(d, n_train) * n_train
     out.append(Cost("regene_train", "decoder", decoder_passes,
                     forward_gflops(d, "decoder") * GRAD_PASS))  # fmt: skip
+    inverted = p.baseline.model  # the network Wang & Torr optimise against: r0, a round or its own
+    if p.wang_torr.round == wang_torr.OWN_CLASSIFIER:
+        inverted = p.wang_torr.classifier.model
+    g_inverted = forward_gflops(inverted, "classifier") * GRAD_PASS
+    if p.wang_torr.round == wang_torr.OWN_CLASSIFIER:
+        own = wang_torr.classifier_train_passes(p.wang_torr.classifier.train, n_train)
+        out.append(Cost("wang_torr_classifier", inverted.arch, own * n_train, g_inverted))
     for name in p.wang_torr.variants:
         v = p.wang_torr.variant(name)
         per_sample = wang_torr.passes_per_sample(v, p.data.image_size)
-        out.append(Cost(f"wang_torr@{name}", p.baseline.model.arch,
-                        v.samples_per_class * k * per_sample, base))  # fmt: skip
+        out.append(Cost(f"wang_torr@{name}", inverted.arch,
+                        v.samples_per_class * k * per_sample, g_inverted))  # fmt: skip
     sets = len(p.stic.rounds) + len(p.eval.methods) + 1
     per_set = p.eval.metrics.count(n_test) + n_train  # every set is measured against train
     if p.eval.metrics.inception_weights is not None:

@@ -21,6 +21,7 @@ from pipeline.errors import ConfigError
 from pipeline.methods import METHODS
 from pipeline.methods.registry import CONFIGS
 from pipeline.methods.stic import BASE_ROUND
+from pipeline.methods.wang_torr import OWN_CLASSIFIER
 from pipeline.metrics import EvalSection
 from pipeline.references import ReferencesConfig
 from pipeline.runtime import RuntimeConfig
@@ -68,12 +69,15 @@ class Params(Core):
         return sets
 
     def validate(self) -> None:
+        synthesizers = {"baseline.model": self.baseline.model,
+                        "wang_torr.classifier.model": self.methods["wang_torr"].classifier.model}
         for key, judge in (("judge", self.judge), ("judge_b", self.judge_b)):
-            if judge.model == self.baseline.model:
-                raise ConfigError(
-                    f"{key}.model: must differ from baseline.model (another arch or width), so "
-                    "the judge is not the classifier that synthesizes"
-                )
+            for other, model in synthesizers.items():
+                if judge.model == model:
+                    raise ConfigError(
+                        f"{key}.model: must differ from {other} (another arch or width), so "
+                        "the judge is not a classifier that synthesizes"
+                    )
         if self.judge_b.seed == self.judge.seed or self.judge_b.model == self.judge.model:
             raise ConfigError(
                 "judge_b: needs another seed and another model than judge (a second opinion)"
@@ -93,6 +97,8 @@ class Params(Core):
                 )
         for m in METHODS:  # a method that draws on a classifier names a round of STIC's
             value = getattr(self.methods[m.name], "round", None)
+            if m.name == "wang_torr" and value == OWN_CLASSIFIER:
+                continue  # Wang & Torr's own classifier
             if value is not None and value not in {BASE_ROUND, *rounds}:
                 raise ConfigError(f"{m.name}.round: '{value}' is neither r0 nor a round in "
                                   "stic.rounds")  # fmt: skip

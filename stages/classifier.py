@@ -1,4 +1,5 @@
-"""Stages `judge`, `judge_b` and `baseline` (round r0): a classifier trained on real data only."""
+"""Stages `judge`, `judge_b`, `baseline` (round r0) and `wang_torr_classifier` (the network Wang &
+Torr invert): a classifier trained on real data only."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import typer
 
 from pipeline.config import to_dict
 from pipeline.data import load_image_set
+from pipeline.methods.wang_torr import OWN_CLASSIFIER, classifier_train_passes
 from pipeline.models import build_model, model_args
 from pipeline.resume import Snapshots, fingerprint
 from pipeline.runtime import derive_seed
@@ -27,8 +29,17 @@ from stages.skeleton import (
     stage,
 )
 
-Section = Literal["judge", "judge_b", "baseline"]
+Section = Literal["judge", "judge_b", "baseline", "wang_torr.classifier"]
 SECTIONS = {"{section}": ClassifierConfig}  # dvc.yaml passes --section; judges load JudgeConfig
+# section -> its stage, the `round` its checkpoint is written as, its MLflow tags: the baseline is
+# STIC's round r0, Wang & Torr's classifier the round wang_torr.round names; a judge is no round
+ROLES: dict[str, tuple[str, str, dict[str, str]]] = {
+    "judge": ("judge", "judge", {"role": "judge"}),
+    "judge_b": ("judge_b", "judge_b", {"role": "judge"}),
+    "baseline": ("baseline", "r0", {"round": "r0", "method": "stic"}),
+    "wang_torr.classifier": ("wang_torr_classifier", OWN_CLASSIFIER,
+                             {"round": OWN_CLASSIFIER, "method": "wang_torr"}),
+}  # fmt: skip
 CURVES = ("train_loss", "train_real_ce", "test_loss", "test_accuracy")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -46,10 +57,9 @@ def main(
     params: Params = PARAMS_DEFAULT,
 ) -> None:
     """Train a classifier on the real training split (a judge never synthesizes)."""
-    kind = ClassifierConfig if section == "baseline" else JudgeConfig
-    # the baseline is round r0 of STIC; a judge is no round (it only evaluates)
-    tags = {"round": "r0", "method": "stic"} if section == "baseline" else {"role": "judge"}
-    with stage(section, params, {section: kind}, tags=tags) as st:
+    stage_name, name, tags = ROLES[section]
+    kind = JudgeConfig if tags.get("role") == "judge" else ClassifierConfig
+    with stage(stage_name, params, {section: kind}, tags=tags) as st:
         cfg = st.cfg[section]
         base = cfg.seed if isinstance(cfg, JudgeConfig) else st.runtime.seed
         train_set, test_set = load_image_set(train), load_image_set(test)
@@ -75,6 +85,10 @@ def main(
             accel=st.accel,
         )
         final = evaluate_classifier(model, test_set)
+        # a classifier that synthesizes carries its training cost (sample sets report it); r0's
+        # is left out (as the STIC rounds' costs leave it out), so its checkpoint is unchanged
+        extra = ({"train_passes_per_image": classifier_train_passes(cfg.train, len(train_set))}
+                 if section == "wang_torr.classifier" else {})  # fmt: skip
         write_training(
             st,
             TrainOutputs(model_out, metrics, figure, history_out),
@@ -85,5 +99,6 @@ def main(
             metrics={"test_accuracy": final["accuracy"], "test_loss": final["loss"]},
             curves=CURVES,
             title=f"{section}: training",
-            round="r0" if section == "baseline" else section,
+            round=name,
+            **extra,
         )

@@ -57,6 +57,13 @@ def test_committed_params_are_valid(real_params):
         ),
         (lambda p: p["runtime"].update(determinism="loose"), "runtime.determinism: must be one of"),
         (lambda p: p["regene"].update(round="r9"), "regene.round: 'r9' is neither r0 nor"),
+        (lambda p: p["regene"].update(round="wang_torr"), "regene.round: 'wang_torr' is neither"),
+        (
+            lambda p: p["judge_b"].update(
+                model=copy.deepcopy(p["wang_torr"]["classifier"]["model"])
+            ),
+            "judge_b.model: must differ from wang_torr.classifier.model",
+        ),
         # non-finite numbers (YAML .nan / .inf) and wrong signs: every `x <= 0` check passes NaN
         (
             lambda p: p["baseline"]["train"].update(lr=float("nan")),

@@ -54,6 +54,7 @@ def sizes_cut(params: dict) -> dict:
     p["tracking"]["enabled"] = False
     for section in ("judge", "judge_b", "baseline"):
         p[section]["train"].update(steps=2)
+    p["wang_torr"]["classifier"]["train"].update(steps=2)
     stic = p["stic"]
     stic["train"]["steps"] = 2
     stic["chains"].update(size=20, batch=4, steps=1)

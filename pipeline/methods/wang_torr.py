@@ -14,6 +14,9 @@ Images are found by optimising the *input* of a trained classifier. Our reading
   every `steps_per_resolution` Adam steps up to the data's size; the classifier always sees the
   image upsampled to full size. Off: the same total number of steps at full size.
 All off is plain input optimisation, Wang & Torr's "adversarial-attack-like" control.
+The classifier it optimises against is its own (`round: wang_torr`, `classifier`: a conventional
+CNN trained on real data only, convolutions and global average pooling like the paper's ResNets),
+or r0 or a STIC round (docs/readings.md: which network decides whether it draws digits).
 Pixels are kept in [-1, 1] by clamping after each Adam step (projected gradient); the optimiser
 state restarts at each resolution, as the parameter changes shape.
 """
@@ -30,7 +33,12 @@ from pipeline import numerics
 from pipeline.config import Overrides, variant
 from pipeline.errors import ConfigError
 from pipeline.infer import device_of, embed_all
+from pipeline.loop import Budget
+from pipeline.models import ModelConfig
 from pipeline.samples import class_labels
+from pipeline.train import ClassifierConfig, TrainConfig
+
+OWN_CLASSIFIER = "wang_torr"  # `round` naming the classifier trained from `classifier`
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,8 @@ class WangTorrConfig:
 
 @dataclass(frozen=True)
 class WangTorrMethodConfig:
-    round: str  # the classifier it optimises against (r0 = the baseline)
+    round: str  # the classifier it optimises against: wang_torr (its own), r0 or a STIC round
+    classifier: ClassifierConfig  # its own classifier (stage wang_torr_classifier)
     sampler: WangTorrConfig  # what every variant shares
     variants: dict[str, Overrides]  # sample-set name -> overrides of `sampler` ({} = all on)
 
@@ -93,8 +102,8 @@ class WangTorrMethodConfig:
         return {f"variants.{n}.samples_per_class": self.variant(n).samples_per_class
                 for n in self.variants}  # fmt: skip
 
-    def models(self) -> dict:
-        return {}  # it optimises against a round's classifier (`round`)
+    def models(self) -> dict[str, ModelConfig]:
+        return {"classifier.model": self.classifier.model}
 
     def check_data(self, facts) -> None:
         for name in self.variants:
@@ -274,6 +283,13 @@ def sample(
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + v * len(y)
     return torch.cat(images), labels, {k: v / len(labels) for k, v in sums.items()}
+
+
+def classifier_train_passes(train: TrainConfig, n_train: int) -> float:
+    """Network passes per training image of its own classifier's training: each step's real batch
+    and, with mixup, its mixed batch (as pipeline.chains.train_passes counts a round, less fakes)."""
+    mix = 1 if train.mixup_alpha > 0 and train.mixup_weight > 0 else 0
+    return (1 + mix) * Budget(train.steps, train.batch_size, n_train).passes_per_image
 
 
 def passes_per_sample(cfg: WangTorrConfig, size: int) -> int:
