@@ -27,6 +27,7 @@ LABELS: dict[str, str] = {
     "sgld": "classifier + SGLD (control)",
     "regene": "ReGene",
     "acgan": "AC-GAN",
+    "acgan_matched": "AC-GAN at Wang & Torr's training cost",
     "wang_torr": "Wang & Torr",
     "wang_torr_plain": "Wang & Torr, all off (plain)",
 }
@@ -156,7 +157,8 @@ def wang_torr(chain: Sequence[str], role: Role) -> list[Claim]:
     """Wang & Torr's claims: a classifier generates comparably to a GAN and to a diffusion-family
     model, and each of the four components helps (all on against all but it)."""
     full = role("wang_torr", "wang_torr")
-    peers = (("acgan", "AC-GAN", "a GAN"), ("score_stic", "Score-STIC", "a score model"))
+    peers = (("acgan", "AC-GAN", "a GAN"), ("score_stic", "Score-STIC", "a score model"),
+             ("acgan_matched", "AC-GAN at its training cost", "a GAN"))
     return [
         *(Claim(f"wang_torr_vs_{peer}", f"Wang & Torr's classifier is comparable to {what} "
                 f"({name})", "Wang & Torr", Quantity(full, "judge_fid"),
