@@ -14,7 +14,9 @@ A claim whose rows were not run says so; nothing is guessed.
 Two judges read every claim about samples (judge-FID, discriminability): judge A, on whose
 numbers settings are chosen, and judge B, a classifier of another architecture and seed. Each
 gives a verdict by the rules here, its own generation test included; the claim's verdict is
-theirs where they agree and *judge-dependent* where they do not (both readings are shown).
+theirs where they agree and *judge-dependent* where they do not (both readings are shown); a
+judge that finds only the claimed side generating agrees with "reproduced", only the other side
+with "not reproduced".
 Claims judge B cannot read (a classifier's accuracy, the interpolation error, which the main
 judge's class probabilities define, the label guarantee) rest on judge A alone.
 
@@ -130,9 +132,19 @@ def read_by(claim: Claim, judge: Judge) -> Claim | None:
                    b=Quantity(claim.b.row, swap[claim.b.metric]))  # fmt: skip
 
 
+# what a judge that finds only one side generating says of the claim: the claimed side alone
+# generating supports it as "reproduced" does, the other side alone refutes it as "not reproduced"
+AS_VERDICT: dict[Verdict, Verdict] = {ONLY_A: "reproduced", ONLY_B: "not reproduced"}
+
+
 def agreed(verdicts: Sequence[Verdict]) -> Verdict:
-    """The claim's verdict from its judges' (module docstring): theirs where they agree."""
-    return verdicts[0] if len(set(verdicts)) == 1 else JUDGE_DEPENDENT
+    """The claim's verdict from its judges' (module docstring): theirs where they agree, also
+    where one reads "not reproduced" and the other finds only the other side generating (and
+    likewise "reproduced" and only the claimed side)."""
+    if len(set(verdicts)) == 1:
+        return verdicts[0]
+    read = {AS_VERDICT.get(v, v) for v in verdicts}
+    return read.pop() if len(read) == 1 else JUDGE_DEPENDENT
 
 
 @dataclass(frozen=True)

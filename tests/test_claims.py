@@ -101,7 +101,17 @@ def test_a_verdict_needs_both_judges_and_reads_judge_dependent_where_they_differ
         picked[:1], lambda q: lookup.get((q.row, q.metric)), lambda j, row: gen[(j, row)]
     )
     assert [r.verdict for r in quality.readings] == ["reproduced", C.ONLY_A]
-    assert quality.verdict == C.JUDGE_DEPENDENT
+    # only the claimed side generating supports the claim as "reproduced" does
+    assert quality.verdict == "reproduced"
+
+
+def test_a_judge_finding_one_side_alone_generating_agrees_with_the_matching_verdict():
+    assert C.agreed(["not reproduced", C.ONLY_B]) == "not reproduced"
+    assert C.agreed([C.ONLY_A, "reproduced"]) == "reproduced"
+    assert C.agreed(["reproduced", C.ONLY_B]) == C.JUDGE_DEPENDENT
+    assert C.agreed(["inconclusive", C.ONLY_A]) == C.JUDGE_DEPENDENT
+    assert C.agreed([C.ONLY_B, C.ONLY_B]) == C.ONLY_B  # both: the finer reading stays
+    assert C.agreed([C.NEITHER, "not reproduced"]) == C.JUDGE_DEPENDENT
 
 
 def test_every_paper_claim_quotes_its_source_in_docs_methods():
