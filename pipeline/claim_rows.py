@@ -158,7 +158,7 @@ def wang_torr(chain: Sequence[str], role: Role) -> list[Claim]:
     model, and each of the four components helps (all on against all but it)."""
     full = role("wang_torr", "wang_torr")
     peers = (("acgan", "AC-GAN", "a GAN"), ("score_stic", "Score-STIC", "a score model"),
-             ("acgan_matched", "AC-GAN at its training cost", "a GAN"))
+             ("acgan_matched", "AC-GAN at its training cost", "a GAN"))  # fmt: skip
     return [
         *(Claim(f"wang_torr_vs_{peer}", f"Wang & Torr's classifier is comparable to {what} "
                 f"({name})", "Wang & Torr", Quantity(full, "judge_fid"),

@@ -101,13 +101,12 @@ def profile_costs(
     decoder_passes = regene.decoder_passes_per_image(d, n_train) * n_train
     out.append(Cost("regene_train", "decoder", decoder_passes,
                     forward_gflops(d, "decoder") * GRAD_PASS))  # fmt: skip
-    inverted = p.baseline.model  # the network Wang & Torr optimise against: r0, a round or its own
-    if p.wang_torr.round == wang_torr.OWN_CLASSIFIER:
-        inverted = p.wang_torr.classifier.model
+    own = p.wang_torr.round == wang_torr.OWN_CLASSIFIER  # else it inverts r0 or a STIC round
+    inverted = p.wang_torr.classifier.model if own else p.baseline.model
     g_inverted = forward_gflops(inverted, "classifier") * GRAD_PASS
-    if p.wang_torr.round == wang_torr.OWN_CLASSIFIER:
-        own = wang_torr.classifier_train_passes(p.wang_torr.classifier.train, n_train)
-        out.append(Cost("wang_torr_classifier", inverted.arch, own * n_train, g_inverted))
+    if own:
+        passes = wang_torr.classifier_train_passes(p.wang_torr.classifier.train, n_train) * n_train
+        out.append(Cost("wang_torr_classifier", inverted.arch, passes, g_inverted))
     for name in p.wang_torr.variants:
         v = p.wang_torr.variant(name)
         per_sample = wang_torr.passes_per_sample(v, p.data.image_size)

@@ -69,8 +69,10 @@ class Params(Core):
         return sets
 
     def validate(self) -> None:
-        synthesizers = {"baseline.model": self.baseline.model,
-                        "wang_torr.classifier.model": self.methods["wang_torr"].classifier.model}
+        synthesizers = {  # the classifiers that synthesize, which no judge may be
+            "baseline.model": self.baseline.model,
+            "wang_torr.classifier.model": self.methods["wang_torr"].classifier.model,
+        }
         for key, judge in (("judge", self.judge), ("judge_b", self.judge_b)):
             for other, model in synthesizers.items():
                 if judge.model == model:

@@ -359,6 +359,7 @@ def sample(
 def null_set(cfg: ScoreStiCConfig, data, gen_targets, gen_chains, *, name: str, device):
     """Score-STIC's own evaluation draw (`evaluation_draw`, the sections as they are) on a flat
     target."""
-    targets, run = evaluation_draw(None, cfg.drawing(), data, gen_targets, gen_chains, device=device)
+    targets, run = evaluation_draw(None, cfg.drawing(), data, gen_targets, gen_chains,
+                                   device=device)  # fmt: skip
     samples = SampleSet(to_uint8(run.x), targets, name, data.class_names)
     return samples, {"acceptance_rate": run.trace.summary()["acceptance_rate"]}

@@ -287,7 +287,8 @@ def sample(
 
 def classifier_train_passes(train: TrainConfig, n_train: int) -> float:
     """Network passes per training image of its own classifier's training: each step's real batch
-    and, with mixup, its mixed batch (as pipeline.chains.train_passes counts a round, less fakes)."""
+    and, with mixup, its mixed batch (as pipeline.chains.train_passes counts a round, less the
+    fakes)."""
     mix = 1 if train.mixup_alpha > 0 and train.mixup_weight > 0 else 0
     return (1 + mix) * Budget(train.steps, train.batch_size, n_train).passes_per_image
 
