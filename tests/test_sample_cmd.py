@@ -53,11 +53,14 @@ def write_models(root: Path, params: Path, data) -> None:
     cfg = load_sections(params, {"baseline.model": ModelConfig, "stic": StiCConfig,
                                  "jem": JEMConfig, "score_stic": ScoreStiCConfig,
                                  "acgan.model": acgan.ACGANModelConfig,
-                                 "regene.decoder": regene.DecoderConfig})  # fmt: skip
+                                 "regene.decoder": regene.DecoderConfig,
+                                 "wang_torr.classifier.model": ModelConfig})  # fmt: skip
     torch.manual_seed(0)
     r0_args = model_args(cfg["baseline.model"], 1, K)
     r0 = build_model(r0_args)
     checkpoint(models / "r0.pt", r0, r0_args, round="r0")
+    args = model_args(cfg["wang_torr.classifier.model"], 1, K)  # as stage wang_torr_classifier
+    checkpoint(models / "wang_torr.pt", build_model(args), args, round="wang_torr")
     for name in ("r1", "r2"):  # as stage stic_round writes them
         setting = round_settings(cfg["stic"], name).setting
         args = model_args(cfg["baseline.model"], 1, setting.loss.outputs(K))
