@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from pipeline.bench import GRAD_PASS
 from pipeline.chains import train_passes
+from pipeline.costs import classifier_train_passes
 from pipeline.methods import acgan, regene, score, wang_torr
 
 
@@ -59,15 +60,14 @@ def profile_costs(
     k = p.data.num_classes
     out: list[Cost] = []
 
-    def classifier(stage: str, section, mixup: bool) -> None:
+    def classifier(stage: str, section) -> None:
         f = forward_gflops(section.model, "classifier") * GRAD_PASS
-        t = section.train
-        passes = t.steps * t.batch_size * (2 if mixup else 1)
+        passes = classifier_train_passes(section.train, n_train) * n_train
         out.append(Cost(stage, section.model.arch, passes, f))
 
-    classifier("judge", p.judge, p.judge.train.mixup_alpha > 0)
-    classifier("judge_b", p.judge_b, p.judge_b.train.mixup_alpha > 0)
-    classifier("baseline (r0)", p.baseline, p.baseline.train.mixup_alpha > 0)
+    classifier("judge", p.judge)
+    classifier("judge_b", p.judge_b)
+    classifier("baseline (r0)", p.baseline)
     base = forward_gflops(p.baseline.model, "classifier") * GRAD_PASS
     from pipeline.methods.stic import round_settings
 
@@ -102,11 +102,10 @@ def profile_costs(
     out.append(Cost("regene_train", "decoder", decoder_passes,
                     forward_gflops(d, "decoder") * GRAD_PASS))  # fmt: skip
     own = p.wang_torr.round == wang_torr.OWN_CLASSIFIER  # else it inverts r0 or a STIC round
+    if own:
+        classifier("wang_torr_classifier", p.wang_torr.classifier)
     inverted = p.wang_torr.classifier.model if own else p.baseline.model
     g_inverted = forward_gflops(inverted, "classifier") * GRAD_PASS
-    if own:
-        passes = wang_torr.classifier_train_passes(p.wang_torr.classifier.train, n_train) * n_train
-        out.append(Cost("wang_torr_classifier", inverted.arch, passes, g_inverted))
     for name in p.wang_torr.variants:
         v = p.wang_torr.variant(name)
         per_sample = wang_torr.passes_per_sample(v, p.data.image_size)

@@ -9,8 +9,8 @@ import torch
 import typer
 
 from pipeline.config import to_dict
+from pipeline.costs import classifier_train_passes
 from pipeline.data import load_image_set
-from pipeline.methods.wang_torr import OWN_CLASSIFIER, classifier_train_passes
 from pipeline.models import build_model, model_args
 from pipeline.resume import Snapshots, fingerprint
 from pipeline.runtime import derive_seed
@@ -32,13 +32,15 @@ from stages.skeleton import (
 Section = Literal["judge", "judge_b", "baseline", "wang_torr.classifier"]
 SECTIONS = {"{section}": ClassifierConfig}  # dvc.yaml passes --section; judges load JudgeConfig
 # section -> its stage, the `round` its checkpoint is written as, its MLflow tags: the baseline is
-# STIC's round r0, Wang & Torr's classifier the round wang_torr.round names; a judge is no round
+# STIC's round r0, Wang & Torr's classifier the `wang_torr.round` that names it (OWN_CLASSIFIER in
+# pipeline.methods.wang_torr, not imported here: the judges would rerun on every edit of the
+# sampler); a judge is no round
 ROLES: dict[str, tuple[str, str, dict[str, str]]] = {
     "judge": ("judge", "judge", {"role": "judge"}),
     "judge_b": ("judge_b", "judge_b", {"role": "judge"}),
     "baseline": ("baseline", "r0", {"round": "r0", "method": "stic"}),
-    "wang_torr.classifier": ("wang_torr_classifier", OWN_CLASSIFIER,
-                             {"round": OWN_CLASSIFIER, "method": "wang_torr"}),
+    "wang_torr.classifier": ("wang_torr_classifier", "wang_torr",
+                             {"round": "wang_torr", "method": "wang_torr"}),
 }  # fmt: skip
 CURVES = ("train_loss", "train_real_ce", "test_loss", "test_accuracy")
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

@@ -181,10 +181,11 @@ def test_the_long_round_trains_for_the_chains_total_steps(profile):
 def test_the_matched_acgan_trains_at_wang_and_torrs_training_cost(profile):
     """acgan.variants.acgan_matched is the control of Wang & Torr's comparison with a GAN: its
     training passes an image equal their classifier's in every profile."""
-    from pipeline.methods import acgan, wang_torr
+    from pipeline.costs import classifier_train_passes
+    from pipeline.methods import acgan
     from pipeline.params import parse_params
 
     p = parse_params(real_params_dict() if profile == "params.yaml" else applied(profile))
     gan = acgan.train_passes_per_image(p.methods["acgan"].resolved("acgan_matched").train, 1000)
-    own = wang_torr.classifier_train_passes(p.methods["wang_torr"].classifier.train, 1000)
+    own = classifier_train_passes(p.methods["wang_torr"].classifier.train, 1000)
     assert gan == pytest.approx(own, rel=0.01), profile

@@ -151,3 +151,14 @@ def test_the_sampler_target_is_the_losss_term_unless_the_logit_is_asked():
     assert terms[("energy", "class", "matched")] == "logit"
     assert terms[("energy", "logsumexp", "matched")] == "logsumexp"
     assert {t for (_, _, target), t in terms.items() if target == "logit"} == {"logit"}
+
+
+def test_a_classifier_costs_a_pass_an_image_a_step_and_one_more_with_mixup(real_params):
+    from pipeline.costs import classifier_train_passes
+    from pipeline.params import parse_params
+
+    train = parse_params(real_params).baseline.train
+    plain = replace(train, steps=100, batch_size=40, mixup_alpha=0.0)
+    assert classifier_train_passes(plain, 1000) == 4.0  # 100 steps x 40 images / 1000
+    assert classifier_train_passes(replace(plain, mixup_alpha=0.2), 1000) == 8.0
+    assert classifier_train_passes(replace(plain, mixup_alpha=0.2, mixup_weight=0.0), 1000) == 4.0

@@ -140,9 +140,3 @@ def test_optimisation_lowers_the_class_loss(real_params, tiny_classifier, tiny_d
     )
     assert after["ce_clean"] < before["ce_clean"]
 
-
-def test_its_own_classifier_costs_a_pass_an_image_a_step_and_one_more_with_mixup(real_params):
-    train = parse_params(real_params).methods["wang_torr"].classifier.train
-    plain = dataclasses.replace(train, steps=100, batch_size=40, mixup_alpha=0.0)
-    assert wt.classifier_train_passes(plain, 1000) == 4.0  # 100 steps x 40 images / 1000
-    assert wt.classifier_train_passes(dataclasses.replace(plain, mixup_alpha=0.2), 1000) == 8.0

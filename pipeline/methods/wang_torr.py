@@ -33,10 +33,9 @@ from pipeline import numerics
 from pipeline.config import Overrides, variant
 from pipeline.errors import ConfigError
 from pipeline.infer import device_of, embed_all
-from pipeline.loop import Budget
 from pipeline.models import ModelConfig
 from pipeline.samples import class_labels
-from pipeline.train import ClassifierConfig, TrainConfig
+from pipeline.train import ClassifierConfig
 
 OWN_CLASSIFIER = "wang_torr"  # `round` naming the classifier trained from `classifier`
 
@@ -283,14 +282,6 @@ def sample(
         for k, v in losses.items():
             sums[k] = sums.get(k, 0.0) + v * len(y)
     return torch.cat(images), labels, {k: v / len(labels) for k, v in sums.items()}
-
-
-def classifier_train_passes(train: TrainConfig, n_train: int) -> float:
-    """Network passes per training image of its own classifier's training: each step's real batch
-    and, with mixup, its mixed batch (as pipeline.chains.train_passes counts a round, less the
-    fakes)."""
-    mix = 1 if train.mixup_alpha > 0 and train.mixup_weight > 0 else 0
-    return (1 + mix) * Budget(train.steps, train.batch_size, n_train).passes_per_image
 
 
 def passes_per_sample(cfg: WangTorrConfig, size: int) -> int:
