@@ -74,7 +74,7 @@ SOURCES: dict[str, Source] = {
     "regene": Source("regene-sample", "--decoder", frozenset({"regene"}), "the ReGene decoder",
                      False, encoder="--classifier"),
     "wang_torr": Source("wang-torr", "--classifier", CLASSIFIERS,
-                        "a classifier round (r0, r1, ...)", False),
+                        "a classifier (its own, wang_torr; r0, r1, ...)", False),
 }  # fmt: skip
 
 
