@@ -158,7 +158,7 @@ def test_a_class_draws_the_same_whatever_else_is_asked(project, method):
         (["stic", "--round", "r1", "--model", "data/models/acgan.pt"], 1,
          "holds an AC-GAN generator (acgan), but `sample stic` draws from a STIC round"),
         (["wang_torr", "--model", "data/models/regene.pt"], 1,
-         "holds the ReGene decoder, but `sample wang_torr` draws from a classifier round"),
+         "holds the ReGene decoder, but `sample wang_torr` draws from a classifier (its own"),
         (["regene", "--encoder", "data/models/jem.pt"], 1,
          "holds the JEM classifier, but `sample regene` draws from a classifier round"),
         (["stic", "--round", "r2", "--model", "data/models/r1.pt"], 1,
