@@ -101,9 +101,8 @@ def profile_costs(
     decoder_passes = regene.decoder_passes_per_image(d, n_train) * n_train
     out.append(Cost("regene_train", "decoder", decoder_passes,
                     forward_gflops(d, "decoder") * GRAD_PASS))  # fmt: skip
+    classifier("wang_torr_classifier", p.wang_torr.classifier)  # its stage runs in every profile
     own = p.wang_torr.round == wang_torr.OWN_CLASSIFIER  # else it inverts r0 or a STIC round
-    if own:
-        classifier("wang_torr_classifier", p.wang_torr.classifier)
     inverted = p.wang_torr.classifier.model if own else p.baseline.model
     g_inverted = forward_gflops(inverted, "classifier") * GRAD_PASS
     for name in p.wang_torr.variants:
