@@ -139,4 +139,3 @@ def test_optimisation_lowers_the_class_loss(real_params, tiny_classifier, tiny_d
         gen().manual_seed(0),
     )
     assert after["ce_clean"] < before["ce_clean"]
-
